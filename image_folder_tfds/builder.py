@@ -1,0 +1,117 @@
+"""my_images: your own images as a versioned, sharded TFDS dataset."""
+
+from __future__ import annotations
+
+import collections
+import sys
+
+import tensorflow_datasets as tfds
+
+from image_folder_tfds import features
+from image_folder_tfds import images
+from image_folder_tfds import pipeline
+from image_folder_tfds import readers
+from image_folder_tfds import records
+from image_folder_tfds import report as report_lib
+from image_folder_tfds.config import MyImagesConfig
+
+_HOMEPAGE = "https://pypi.org/project/image-folder-tfds/"
+_DESCRIPTION = """\
+Images from a folder of your own: class-named folders
+(`DIR/<class>/<image>`, `DIR/<split>/<class>/<image>`) or annotation files,
+checked file by file and written by TFDS. See `build_report.json` next to the
+dataset for every input that was rejected or changed.
+"""
+_MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Pass your data folder with `--manual_dir DIR` (Python:
+`download_config=tfds.download.DownloadConfig(manual_dir=DIR)`). DIR holds
+class folders (`DIR/dog/1.jpg`, or `DIR/train/dog/1.jpg`), optionally a
+`labels.txt` with one class name per line.
+"""
+
+
+class MyImages(tfds.core.GeneratorBasedBuilder):
+  """Your own images, from class folders or annotation files."""
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "First release."}
+  BUILDER_CONFIGS = [MyImagesConfig()]
+  MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    config: MyImagesConfig = self.builder_config
+    image_key = features.IMAGE if config.store_images else features.IMAGE_PATH
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=_DESCRIPTION,
+        features=features.features_dict(store_images=config.store_images),
+        supervised_keys=(image_key, features.LABEL),
+        homepage=_HOMEPAGE,
+        metadata=tfds.core.MetadataDict(),
+    )
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    config: MyImagesConfig = self.builder_config
+    root = dl_manager.manual_dir
+    scan = readers.scan(
+        root,
+        config.layout,
+        readers.ReadOptions(
+            split_fractions=dict(config.split_fractions),
+            labels_file=config.labels_file,
+            annotations=config.annotations,
+        ),
+    )
+    features.set_class_names(self.info.features, scan.class_names)
+    self._report = report_lib.BuildReport(
+        root=str(root), layout=scan.layout, class_names=scan.class_names,
+        options=config.options())
+    self._report.add_scan(scan)
+    if config.strict:
+      for p in self._report.problems:
+        _check_strict(p)
+    by_split = collections.defaultdict(list)
+    for r in scan.records:
+      by_split[r.split].append(r)
+    return {
+        split: self._generate_examples(recs)
+        for split, recs in sorted(by_split.items())
+    }
+
+  def _generate_examples(self, recs: list[records.ImageRecord]):
+    config: MyImagesConfig = self.builder_config
+    options = images.ImageOptions(
+        max_side=config.max_side,
+        max_image_pixels=config.max_image_pixels,
+        keep_bytes=config.store_images,
+    )
+    workers = config.num_workers
+    if len(recs) < 64:  # Starting processes costs more than it saves.
+      workers = 0
+    for outcome in pipeline.process_all(recs, options, workers):
+      for p in outcome.problems:
+        self._report.add(p)
+        if config.strict:
+          _check_strict(p)
+      if outcome.image is None:
+        continue
+      yield outcome.record.key, features.to_example(
+          outcome.record, outcome.image, outcome.objects)
+
+  def _download_and_prepare(self, dl_manager, download_config):
+    super()._download_and_prepare(dl_manager, download_config)
+    if download_config.max_examples_per_split is not None:
+      return  # A debug build writes a subset on purpose: nothing to reconcile.
+    written = {name: info.num_examples for name, info in self.info.splits.items()}
+    counts = self._report.reconcile(written)
+    self.info.metadata["counts"] = counts
+    self.info.metadata["layout"] = self._report.layout
+    self.info.metadata["problem_counts"] = self._report.to_dict()["problem_counts"]
+    (self.data_path / report_lib.REPORT_FILE).write_text(
+        self._report.to_json(counts))
+    print(self._report.summary(counts), file=sys.stderr)
+
+
+def _check_strict(problem: records.Problem) -> None:
+  if problem.kind in ("rejected", "changed"):
+    raise records.BadInputError(problem)

@@ -1,0 +1,115 @@
+"""`MyImagesConfig`: every option of the `my_images` builder, in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import tensorflow_datasets as tfds
+
+from image_folder_tfds import splits as splits_lib
+
+LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv")
+DEFAULT_SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+# Pillow's own limit (Image.MAX_IMAGE_PIXELS): above it Pillow warns of a
+# decompression bomb; we refuse the file instead.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+
+
+@dataclasses.dataclass(eq=False, kw_only=True)
+class MyImagesConfig(tfds.core.BuilderConfig):
+  """Options of `my_images`. Usable from Python and as `--config '{json}'`.
+
+  Attributes:
+    name: Where the build goes (`my_images/<name>/<version>`). Options that
+      differ from the defaults need a name of their own.
+    layout: "auto" (detected from the manual dir), "folders", "seed001",
+      "coco", "voc" or "csv".
+    annotations: An annotation file to read instead of detecting one, relative
+      to the manual dir or absolute.
+    labels_file: Class list, one name per line (index = line number from 0).
+      Relative to the manual dir; default `labels.txt` there if present.
+    split_fractions: For inputs without their own split, the fraction of
+      images in each split, chosen by a stable hash of the relative path.
+    max_side: Resize images whose longer side is larger than this (pixels).
+    store_images: Store the image bytes (True) or only the file's path.
+    max_image_pixels: Refuse images with more pixels (decompression bombs).
+    strict: Fail the build at the first rejected or changed input.
+    num_workers: Processes reading and checking images; 0 reads in the main
+      process, None uses one per core.
+  """
+
+  name: str = "default"
+  layout: str = "auto"
+  annotations: str | None = None
+  labels_file: str | None = None
+  split_fractions: dict[str, float] = dataclasses.field(
+      default_factory=lambda: dict(DEFAULT_SPLIT_FRACTIONS)
+  )
+  max_side: int | None = None
+  store_images: bool = True
+  max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+  strict: bool = False
+  num_workers: int | None = None
+
+  def __post_init__(self):
+    if self.layout not in LAYOUTS:
+      raise ValueError(
+          f"MyImagesConfig.layout={self.layout!r}: expected one of {LAYOUTS}"
+      )
+    fractions = dict(self.split_fractions)
+    for split, fraction in fractions.items():
+      if splits_lib.canonical_split(split) != split:
+        raise ValueError(
+            f"MyImagesConfig.split_fractions: {split!r} is not a split name;"
+            f" use {splits_lib.CANONICAL_SPLITS}"
+        )
+      if not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        raise ValueError(
+            f"MyImagesConfig.split_fractions[{split!r}]={fraction!r}: expected"
+            " a number between 0 and 1"
+        )
+    if not fractions or not math.isclose(sum(fractions.values()), 1.0):
+      raise ValueError(
+          f"MyImagesConfig.split_fractions={fractions}: the fractions must add"
+          " up to 1"
+      )
+    if self.max_side is not None and (
+        not isinstance(self.max_side, int) or self.max_side < 1
+    ):
+      raise ValueError(
+          f"MyImagesConfig.max_side={self.max_side!r}: expected a positive"
+          " number of pixels, or None"
+      )
+    if self.max_image_pixels < 1:
+      raise ValueError("MyImagesConfig.max_image_pixels must be positive")
+    if self.num_workers is not None and self.num_workers < 0:
+      raise ValueError("MyImagesConfig.num_workers must be >= 0 or None")
+    if self.name == "default" and self.options() != _DEFAULT_OPTIONS:
+      changed = sorted(
+          k for k, v in self.options().items() if _DEFAULT_OPTIONS.get(k) != v
+      )
+      raise ValueError(
+          f"MyImagesConfig: options {changed} differ from the defaults, so"
+          " this config needs a name of its own (for example"
+          ' {"name": "my_config", ...}); otherwise its build would be'
+          " confused with the default one."
+      )
+    if self.description is None:
+      self.description = f"my_images built with options {self.options()}"
+
+  def options(self) -> dict[str, Any]:
+    """The options that change the built data (for reports and the card)."""
+    # `num_workers` changes how fast, never what is built.
+    skip = {"name", "version", "release_notes", "supported_versions",
+            "description", "tags", "num_workers"}
+    return {
+        f.name: getattr(self, f.name)
+        for f in dataclasses.fields(self)
+        if f.name not in skip
+    }
+
+
+_DEFAULT_OPTIONS: dict[str, Any] = {}
+_DEFAULT_OPTIONS.update(MyImagesConfig(name="_defaults").options())

@@ -1,0 +1,173 @@
+"""What every reader shares: options, the scan result, safe folder walking."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+
+from image_folder_tfds import records
+
+# Files that are never inputs, wherever they are.
+_IGNORED_NAMES = {"Thumbs.db", "desktop.ini", "__MACOSX"}
+# Files of ours that may sit at the top of the data folder.
+KNOWN_METADATA_FILES = {"labels.txt", "my_images.json", "README.md"}
+
+
+def is_hidden(name: str) -> bool:
+  """`.DS_Store`, `._photo.jpg` (macOS resource forks), `.git`, ..."""
+  return name.startswith(".") or name in _IGNORED_NAMES
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ReadOptions:
+  split_fractions: dict[str, float]
+  labels_file: str | None = None
+  annotations: str | None = None
+
+
+@dataclasses.dataclass(kw_only=True)
+class ScanResult:
+  layout: str  # Human-readable description of what was detected.
+  class_names: list[str]
+  records: list[records.ImageRecord]
+  problems: list[records.Problem]
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+  path: str
+  names: list[str]
+
+
+def relative(path: str, root: str) -> str:
+  return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def list_dir(path: str, problems: list[records.Problem]):
+  """Sorted (dirs, regular files) of `path`, hidden entries left out."""
+  dirs, files = [], []
+  try:
+    entries = sorted(os.scandir(path), key=lambda e: e.name)
+  except OSError as e:
+    raise records.InputError(f"{path}: cannot list the folder: {e}") from None
+  for entry in entries:
+    if is_hidden(entry.name):
+      continue
+    try:
+      if entry.is_dir():
+        dirs.append(entry.path)
+      elif entry.is_file():
+        files.append(entry.path)
+      elif entry.is_symlink():
+        problems.append(records.Problem(
+            file=entry.path, reason="broken symbolic link"))
+      else:
+        problems.append(records.Problem(
+            file=entry.path,
+            reason="not a regular file (device, socket or pipe)"))
+    except OSError as e:
+      problems.append(records.Problem(file=entry.path, reason=f"cannot stat: {e}"))
+  return dirs, files
+
+
+def walk_files(
+    top: str, root: str, problems: list[records.Problem], split: str | None
+) -> list[str]:
+  """Every regular file below `top`, sorted, following safe symlinks only.
+
+  A symlink whose target lies outside `root`, or a folder seen before (a
+  symlink loop), is reported and not followed.
+  """
+  real_root = os.path.realpath(root)
+  out: list[str] = []
+  seen_dirs: set[tuple[int, int]] = set()
+  stack = [top]
+  while stack:
+    folder = stack.pop()
+    try:
+      st = os.stat(folder)
+    except OSError as e:
+      problems.append(records.Problem(
+          file=folder, split=split or "", reason=f"cannot read folder: {e}"))
+      continue
+    if (st.st_dev, st.st_ino) in seen_dirs:
+      problems.append(records.Problem(
+          file=folder, split=split or "", kind="warning", counts_as_input=False,
+          reason="symbolic link loop: folder already read, not read again"))
+      continue
+    seen_dirs.add((st.st_dev, st.st_ino))
+    try:
+      entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as e:
+      problems.append(records.Problem(
+          file=folder, split=split or "", reason=f"cannot list folder: {e}"))
+      continue
+    subdirs = []
+    for entry in entries:
+      if is_hidden(entry.name):
+        continue
+      path = entry.path
+      try:
+        if entry.is_symlink():
+          real = os.path.realpath(path)
+          if os.path.commonpath([real, real_root]) != real_root:
+            problems.append(records.Problem(
+                file=path, split=split or "",
+                reason=f"symbolic link points outside the data folder ({real}):"
+                " refused"))
+            continue
+        mode = entry.stat().st_mode  # Follows symlinks.
+      except FileNotFoundError:
+        problems.append(records.Problem(
+            file=path, split=split or "", reason="broken symbolic link"))
+        continue
+      except OSError as e:
+        problems.append(records.Problem(
+            file=path, split=split or "", reason=f"cannot stat: {e}"))
+        continue
+      if stat.S_ISDIR(mode):
+        subdirs.append(path)
+      elif stat.S_ISREG(mode):
+        out.append(path)
+      else:
+        problems.append(records.Problem(
+            file=path, split=split or "",
+            reason="not a regular file (device, socket or pipe)"))
+    stack.extend(reversed(subdirs))
+  out.sort()
+  return out
+
+
+def read_labels_file(root: str, labels_file: str | None) -> Labels | None:
+  """The labels file (one class per line, index = line number from 0)."""
+  if labels_file is None:
+    path = os.path.join(root, "labels.txt")
+    if not os.path.isfile(path):
+      return None
+  else:
+    path = labels_file if os.path.isabs(labels_file) else os.path.join(
+        root, labels_file)
+    if not os.path.isfile(path):
+      raise records.InputError(f"{path}: labels file not found")
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+  except UnicodeDecodeError as e:
+    raise records.InputError(f"{path}: labels file is not UTF-8 text: {e}")
+  while lines and not lines[-1].strip():
+    lines.pop()
+  names = []
+  for number, line in enumerate(lines, start=1):
+    name = line.strip()
+    if not name:
+      raise records.InputError(
+          f"{path}:{number}: empty line inside the labels file (the line"
+          " number is the class index, so blank lines are ambiguous)")
+    if name in names:
+      raise records.InputError(
+          f"{path}:{number}: class {name!r} is listed twice")
+    names.append(name)
+  if not names:
+    raise records.InputError(f"{path}: labels file lists no class")
+  return Labels(path=path, names=names)
