@@ -1,0 +1,100 @@
+"""Shared test helpers: make images, build `my_images`, read it back."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DUMMY_DATA = REPO / "dummy_data"
+
+
+def photo(seed: int, width: int = 40, height: int = 30) -> Image.Image:
+  """A small, photo-like RGB image, different for every seed."""
+  rng = np.random.default_rng(seed)
+  y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+  base = rng.uniform(0, 255, size=3)
+  img = np.stack([base[c] + (c + 1) * 0.7 * x - 0.5 * y for c in range(3)], -1)
+  img += rng.normal(0, 6, size=img.shape)
+  return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def encode(img: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
+  buf = io.BytesIO()
+  img.save(buf, fmt, **kwargs)
+  return buf.getvalue()
+
+
+def write_image(path, seed=0, fmt="JPEG", width=40, height=30, **kwargs):
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  data = encode(photo(seed, width, height), fmt, **kwargs)
+  path.write_bytes(data)
+  return data
+
+
+def make_class_folders(root, classes=("cat", "dog"), per_class=3, split=None):
+  """`root/[split/]<class>/<class>_<i>.jpg`; returns {relpath: bytes}."""
+  out = {}
+  seed = 0
+  for cls in classes:
+    for i in range(per_class):
+      seed += 1
+      rel = f"{split + '/' if split else ''}{cls}/{cls}_{i}.jpg"
+      out[rel] = write_image(pathlib.Path(root) / rel, seed=seed + hash(split) % 97)
+  return out
+
+
+def build(manual_dir, data_dir, config=None, **download_kwargs):
+  """Builds `my_images` in-process and returns the builder."""
+  import tensorflow_datasets as tfds
+  import image_folder_tfds  # noqa: F401  (registers my_images)
+
+  kwargs = {"data_dir": os.fspath(data_dir)}
+  if config is not None:
+    kwargs["config"] = config
+  builder = tfds.builder("my_images", **kwargs)
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=os.fspath(manual_dir), **download_kwargs))
+  return builder
+
+
+def read_split(builder, split) -> list[dict]:
+  """Every example of `split` as numpy, decoded."""
+  import tensorflow_datasets as tfds
+  return list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
+
+
+def read_all(builder) -> dict[str, dict]:
+  """{file_name: example} over all splits, with `split` added."""
+  out = {}
+  for split in builder.info.splits:
+    for ex in read_split(builder, split):
+      ex["split"] = split
+      out[ex["file_name"].decode()] = ex
+  return out
+
+
+def report(builder) -> dict:
+  return json.loads((builder.data_path / "build_report.json").read_text())
+
+
+def run(args, **kwargs) -> subprocess.CompletedProcess:
+  """Runs a command (for example `tfds build`) in a fresh process."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env.update(kwargs.pop("env", {}))
+  return subprocess.run(args, capture_output=True, text=True, env=env,
+                        timeout=kwargs.pop("timeout", 600), **kwargs)
+
+
+def tfds_cli() -> list[str]:
+  """The real `tfds` console script of this environment."""
+  return [str(pathlib.Path(sys.executable).parent / "tfds")]
