@@ -9,6 +9,8 @@ import tensorflow_datasets as tfds
 
 from image_folder_tfds import features
 from image_folder_tfds import images
+from image_folder_tfds import label_map
+from image_folder_tfds import model_garden
 from image_folder_tfds import pipeline
 from image_folder_tfds import readers
 from image_folder_tfds import records
@@ -41,11 +43,18 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     config: MyImagesConfig = self.builder_config
     image_key = features.IMAGE if config.store_images else features.IMAGE_PATH
+    if config.output_format == "model_garden":
+      # Its keys are nested (image/encoded): TFDS's as_supervised reads only
+      # top-level keys, so there is no (image, label) pair.
+      feature_dict, supervised_keys = features.model_garden_features_dict(), None
+    else:
+      feature_dict = features.features_dict(store_images=config.store_images)
+      supervised_keys = (image_key, features.LABEL)
     return tfds.core.DatasetInfo(
         builder=self,
         description=_DESCRIPTION,
-        features=features.features_dict(store_images=config.store_images),
-        supervised_keys=(image_key, features.LABEL),
+        features=feature_dict,
+        supervised_keys=supervised_keys,
         homepage=_HOMEPAGE,
         metadata=tfds.core.MetadataDict(),
     )
@@ -62,7 +71,12 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
             annotations=config.annotations,
         ),
     )
-    features.set_class_names(self.info.features, scan.class_names)
+    self._encoder = None
+    if config.output_format == "model_garden":
+      self._encoder = model_garden.Encoder.from_records(
+          scan.records, scan.class_names)
+    else:
+      features.set_class_names(self.info.features, scan.class_names)
     self._report = report_lib.BuildReport(
         root=str(root), layout=scan.layout, class_names=scan.class_names,
         options=config.options())
@@ -95,11 +109,20 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
           _check_strict(p)
       if outcome.image is None:
         continue
-      yield outcome.record.key, features.to_example(
+      yield outcome.record.key, self._encode(outcome)
+
+  def _encode(self, outcome: pipeline.Outcome) -> dict:
+    if self._encoder is not None:
+      return self._encoder.encode(
           outcome.record, outcome.image, outcome.objects)
+    return features.to_example(outcome.record, outcome.image, outcome.objects)
 
   def _download_and_prepare(self, dl_manager, download_config):
     super()._download_and_prepare(dl_manager, download_config)
+    if self._encoder is not None:
+      self.info.metadata.update(self._encoder.metadata())
+      label_map.write(self.data_path, self._encoder.class_names,
+                      features.MG_LABEL_OFFSET)
     if download_config.max_examples_per_split is not None:
       return  # A debug build writes a subset on purpose: nothing to reconcile.
     written = {name: info.num_examples for name, info in self.info.splits.items()}

@@ -11,6 +11,10 @@ import tensorflow_datasets as tfds
 from image_folder_tfds import splits as splits_lib
 
 LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv")
+# "tfds": our own nested features; "model_garden": the flat keys Model Garden
+# and the TF Object Detection API parse (README "Model Garden and Object
+# Detection API").
+OUTPUT_FORMATS = ("tfds", "model_garden")
 DEFAULT_SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 # Pillow's own limit (Image.MAX_IMAGE_PIXELS): above it Pillow warns of a
 # decompression bomb; we refuse the file instead.
@@ -28,6 +32,10 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       "coco", "voc" or "csv".
     annotations: An annotation file to read instead of detecting one, relative
       to the manual dir or absolute.
+    source_url: URL of a `.tar.gz`/`.tgz`/`.tar`/`.zip` of class folders,
+      downloaded and extracted by TFDS instead of reading `--manual_dir`; its
+      size and sha256 are registered by `--register_checksums` (README
+      "Versioned releases").
     labels_file: Class list, one name per line (index = line number from 0).
       Relative to the manual dir; default `labels.txt` there if present.
     split_fractions: For inputs without their own split, the fraction of
@@ -38,11 +46,15 @@ class MyImagesConfig(tfds.core.BuilderConfig):
     strict: Fail the build at the first rejected or changed input.
     num_workers: Processes reading and checking images; 0 reads in the main
       process, None uses one per core.
+    output_format: "tfds" (nested features: `image`, `objects/bbox`, ...) or
+      "model_garden" (`image/encoded`, `image/object/bbox/xmin`, ... with
+      class ids from 1, plus `label_map.pbtxt` next to the dataset).
   """
 
   name: str = "default"
   layout: str = "auto"
   annotations: str | None = None
+  source_url: str | None = None
   labels_file: str | None = None
   split_fractions: dict[str, float] = dataclasses.field(
       default_factory=lambda: dict(DEFAULT_SPLIT_FRACTIONS)
@@ -52,8 +64,17 @@ class MyImagesConfig(tfds.core.BuilderConfig):
   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
   strict: bool = False
   num_workers: int | None = None
+  output_format: str = "tfds"
 
   def __post_init__(self):
+    if self.output_format not in OUTPUT_FORMATS:
+      raise ValueError(
+          f"MyImagesConfig.output_format={self.output_format!r}: expected one"
+          f" of {OUTPUT_FORMATS}")
+    if self.output_format == "model_garden" and not self.store_images:
+      raise ValueError(
+          "MyImagesConfig: output_format='model_garden' needs"
+          " store_images=True (Model Garden reads `image/encoded` bytes)")
     if self.layout not in LAYOUTS:
       raise ValueError(
           f"MyImagesConfig.layout={self.layout!r}: expected one of {LAYOUTS}"
@@ -84,6 +105,9 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       )
     if self.max_image_pixels < 1:
       raise ValueError("MyImagesConfig.max_image_pixels must be positive")
+    if self.source_url is not None:
+      from image_folder_tfds import remote  # pylint: disable=g-import-not-at-top
+      remote.check_url(self.source_url)
     if self.num_workers is not None and self.num_workers < 0:
       raise ValueError("MyImagesConfig.num_workers must be >= 0 or None")
     if self.name == "default" and self.options() != _DEFAULT_OPTIONS:

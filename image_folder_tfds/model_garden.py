@@ -1,0 +1,78 @@
+"""The Model Garden / Object Detection API output layout, dataset-wide parts.
+
+`features.model_garden_features_dict` declares the keys; this module decides
+what needs the whole dataset: each image's `image/source_id`, the number of
+keypoints per object, and what goes into the dataset's metadata.
+
+`image/source_id`: Model Garden's detection input turns it into an int64
+(`tf.strings.to_number`) and its evaluator matches predictions to ground truth
+by it, so it must be a unique decimal number. When every image has a numeric
+id of its own (COCO image ids) that id is kept; otherwise the images are
+numbered 1..N in the order of their example keys (split, relative path). The
+rule used is recorded in the dataset's metadata (`source_id`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+
+from image_folder_tfds import features
+from image_folder_tfds import records
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")  # Fits an int64, no sign, no 0 pad.
+SOURCE_ID_FROM_RECORD = "image id"
+SOURCE_ID_BY_POSITION = "position in sorted example keys, from 1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+  """Turns checked records into `model_garden_features_dict` examples."""
+
+  class_names: list[str]
+  source_ids: dict[tuple[str, str], str]  # (split, key) -> decimal string.
+  source_id_rule: str
+  num_keypoints: int
+
+  @classmethod
+  def from_records(
+      cls, recs: Sequence[records.ImageRecord], class_names: Sequence[str]
+  ) -> Encoder:
+    keys = [(r.split, r.key) for r in recs]
+    ids = [r.id for r in recs]
+    if all(_DECIMAL.fullmatch(i) for i in ids) and len(set(ids)) == len(ids):
+      source_ids = dict(zip(keys, ids))
+      rule = SOURCE_ID_FROM_RECORD
+    else:
+      source_ids = {
+          k: str(n) for n, k in enumerate(sorted(keys, key=_key_order), 1)}
+      rule = SOURCE_ID_BY_POSITION
+    num_keypoints = max(
+        (len(o.keypoints) for r in recs for o in r.objects), default=0)
+    return cls(list(class_names), source_ids, rule, num_keypoints)
+
+  def encode(self, record: records.ImageRecord, image, objects) -> dict:
+    try:
+      return features.to_model_garden_example(
+          record, image, objects,
+          source_id=self.source_ids[(record.split, record.key)],
+          class_names=self.class_names,
+          num_keypoints=self.num_keypoints)
+    except ValueError as e:
+      raise ValueError(f"{record.source} ({record.file_name}): {e}") from e
+
+  def metadata(self) -> dict:
+    """What a reader of the records needs: offset, classes, keypoints."""
+    return {
+        "output_format": "model_garden",
+        "label_offset": features.MG_LABEL_OFFSET,
+        "class_names": list(self.class_names),
+        "num_keypoints": self.num_keypoints,
+        "source_id": self.source_id_rule,
+    }
+
+
+def _key_order(split_key: tuple[str, str]) -> tuple[str, str]:
+  split, key = split_key
+  return key, split
