@@ -102,14 +102,23 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     workers = config.num_workers
     if len(recs) < 64:  # Starting processes costs more than it saves.
       workers = 0
+    written = 0
+    rejected = []
     for outcome in pipeline.process_all(recs, options, workers):
       for p in outcome.problems:
         self._report.add(p)
         if config.strict:
           _check_strict(p)
       if outcome.image is None:
+        rejected.extend(p for p in outcome.problems if p.kind == "rejected")
         continue
+      written += 1
       yield outcome.record.key, self._encode(outcome)
+    if not written:
+      # TFDS would fail with a bare "No examples were yielded".
+      raise records.InputError(
+          f"no images found for split {recs[0].split!r}: all {len(recs)}"
+          f" file(s) were rejected; first: {rejected[0]}")
 
   def _encode(self, outcome: pipeline.Outcome) -> dict:
     if self._encoder is not None:

@@ -149,7 +149,8 @@ def _load(img: Image.Image, data: bytes, options: ImageOptions) -> LoadedImage:
   if options.keep_bytes:
     buf = io.BytesIO()
     if out_format == "JPEG":
-      img.save(buf, "JPEG", quality=JPEG_QUALITY)
+      # Full-resolution chroma: a second JPEG generation loses least.
+      img.save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0)
     else:
       img.save(buf, "PNG")
     encoded = buf.getvalue()
