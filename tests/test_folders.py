@@ -174,7 +174,21 @@ def test_max_side_resizes_only_larger_images(tmp_path):
   assert "resized from 200x100 to 50x25" in changed[0]["reason"]
 
 
-def test_bad_input_is_reported_and_nothing_is_lost(tmp_path, monkeypatch):
+def test_config_through_tfds_load_builder_kwargs(tmp_path):
+  files = helpers.make_class_folders(tmp_path / "in", ("a", "b"), 2)
+  config = MyImagesConfig(name="all_train", split_fractions={"train": 1.0})
+  ds = tfds.load(
+      "my_images", split="train", data_dir=tmp_path / "out",
+      builder_kwargs={"config": config},
+      download_and_prepare_kwargs={"download_config": tfds.download.DownloadConfig(
+          manual_dir=str(tmp_path / "in"))})
+  assert sorted(ex["file_name"].decode() for ex in tfds.as_numpy(ds)) == sorted(files)
+  # Later, by name only (TFDS finds the custom config in the data folder).
+  again = tfds.load("my_images/all_train", split="train", data_dir=tmp_path / "out")
+  assert len(list(again)) == len(files)
+
+
+def test_bad_input_is_reported_and_nothing_is_lost(tmp_path, monkeypatch, capsys):
   root = tmp_path / "in"
   good = helpers.make_class_folders(root, ("cat", "dog"), 2)
   jpeg = helpers.encode(helpers.photo(5), "JPEG")
@@ -226,6 +240,11 @@ def test_bad_input_is_reported_and_nothing_is_lost(tmp_path, monkeypatch):
     assert c["found"] == c["written"] + c["rejected"], split
   assert sum(c["found"] for c in rep["counts"].values()) == len(good) + len(bad)
   assert builder.info.metadata["counts"] == rep["counts"]
+  # The summary printed at the end of the build names every rejected file.
+  summary = capsys.readouterr().err
+  assert f"{len(bad)} rejected:" in summary
+  for rel, reason in rejected.items():
+    assert f"{root / rel}: {reason}" in summary
 
 
 def test_decompression_bomb_is_refused(tmp_path):
