@@ -7,6 +7,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
+from image_folder_tfds import card as card_lib
 from image_folder_tfds import features
 from image_folder_tfds import images
 from image_folder_tfds import label_map
@@ -14,6 +15,8 @@ from image_folder_tfds import model_garden
 from image_folder_tfds import pipeline
 from image_folder_tfds import readers
 from image_folder_tfds import records
+from image_folder_tfds import release
+from image_folder_tfds import remote
 from image_folder_tfds import report as report_lib
 from image_folder_tfds.config import MyImagesConfig
 
@@ -40,6 +43,42 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
   BUILDER_CONFIGS = [MyImagesConfig()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
 
+  @tfds.core.utils.classproperty
+  @classmethod
+  def _checksums_path(cls):
+    return remote.checksums_path(cls.code_path)
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def url_infos(cls):
+    # TFDS memoizes `url_infos` per class for the whole process; read the file
+    # each time, so checksums registered by an earlier build are checked.
+    return remote.load_url_infos(cls._checksums_path)
+
+  def _pick_version(self, requested_version):
+    # The version is the user's (config or release file), not the code's.
+    # With no version asked for, TFDS would pick VERSION (1.0.0) and try to
+    # build it although the user's 1.1.0 is prepared: pick the latest prepared
+    # version instead, as TFDS itself does when it loads from files.
+    if not self.builder_config.version and requested_version != "experimental_latest":
+      prepared = release.prepared_versions(
+          self._original_state["data_dir"], self.name, self.builder_config_name)
+      for version in reversed(prepared):
+        if requested_version is None or version.match(str(requested_version)):
+          return version
+    return super()._pick_version(requested_version)
+
+  def _example_writer(self):
+    return release.DeterministicExampleWriter(file_format=self.info.file_format)
+
+  def download_and_prepare(self, *, download_config=None, **kwargs):
+    # Before TFDS's "already prepared" shortcut: data whose release file names
+    # another version must never pass for this version.
+    release.check_release_file(
+        release.read_release_file(download_config and download_config.manual_dir),
+        str(self.version))
+    super().download_and_prepare(download_config=download_config, **kwargs)
+
   def _info(self) -> tfds.core.DatasetInfo:
     config: MyImagesConfig = self.builder_config
     image_key = features.IMAGE if config.store_images else features.IMAGE_PATH
@@ -61,7 +100,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config: MyImagesConfig = self.builder_config
-    root = dl_manager.manual_dir
+    root = (remote.download_and_extract(dl_manager, config.source_url)
+            if config.source_url else dl_manager.manual_dir)
     scan = readers.scan(
         root,
         config.layout,
@@ -81,6 +121,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         root=str(root), layout=scan.layout, class_names=scan.class_names,
         options=config.options())
     self._report.add_scan(scan)
+    self._class_counts = collections.defaultdict(collections.Counter)
     if config.strict:
       for p in self._report.problems:
         _check_strict(p)
@@ -113,6 +154,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         rejected.extend(p for p in outcome.problems if p.kind == "rejected")
         continue
       written += 1
+      self._class_counts[outcome.record.split][outcome.record.label] += 1
       yield outcome.record.key, self._encode(outcome)
     if not written:
       # TFDS would fail with a bare "No examples were yielded".
@@ -128,6 +170,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
 
   def _download_and_prepare(self, dl_manager, download_config):
     super()._download_and_prepare(dl_manager, download_config)
+    release.write_manifest(self.data_path, self.info)
     if self._encoder is not None:
       self.info.metadata.update(self._encoder.metadata())
       label_map.write(self.data_path, self._encoder.class_names,
@@ -142,6 +185,23 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     (self.data_path / report_lib.REPORT_FILE).write_text(
         self._report.to_json(counts))
     print(self._report.summary(counts), file=sys.stderr)
+    self._write_card(download_config, counts)
+
+  def _write_card(self, download_config, counts) -> None:
+    """Release notes into the info; the card, also the TFDS description."""
+    config: MyImagesConfig = self.builder_config
+    notes = release.release_history(
+        self, release.read_release_file(download_config.manual_dir))
+    self.info.as_proto.release_notes.clear()
+    self.info.as_proto.release_notes.update(notes)
+    text = card_lib.render(
+        name=self.name, version=str(self.version), description=_DESCRIPTION,
+        source=config.source_url or self._report.root, options=config.options(),
+        class_names=self._report.class_names, counts=counts,
+        class_counts=self._class_counts, release_notes=notes,
+        report_summary=self._report.summary(counts))
+    (self.data_path / card_lib.CARD_FILE).write_text(text)
+    self.info.as_proto.description = text
 
 
 def _check_strict(problem: records.Problem) -> None:
