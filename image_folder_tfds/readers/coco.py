@@ -1,0 +1,313 @@
+"""COCO: `instances_*.json` and `person_keypoints_*.json`.
+
+Each file's name gives its split (`instances_train2017.json` -> train,
+`person_keypoints_val2017.json` -> validation); a file without a split name
+gives each image a stable hash split. Files of one split are merged by image
+id and annotation id, so `instances_*` and `person_keypoints_*` of the same
+split give one set of objects, the persons with their keypoints.
+
+The class names are the category names in category-id order (ids need not be
+contiguous); the stored label is the index into that list. With a labels file
+the category names are looked up in it instead. Images without annotations
+are kept with zero objects. The files are streamed with `ijson`: only the
+records built from them are kept in memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+
+import ijson
+
+from image_folder_tfds import records
+from image_folder_tfds.readers import annotated
+from image_folder_tfds.readers import common
+
+_NAME = re.compile(r"^(instances|person_keypoints)_(.+)\.json$")
+_ANNOTATION_FIELDS = {"id", "image_id", "category_id", "bbox", "area",
+                      "iscrowd", "keypoints", "num_keypoints", "score",
+                      "segmentation"}
+_IMAGE_FIELDS = {"id", "file_name", "width", "height"}
+# The keys of a COCO file (a seed-001 entry starts with none of them).
+TOP_LEVEL_KEYS = {"info", "licenses", "images", "annotations", "categories"}
+
+
+def is_coco_file(name: str) -> bool:
+  return bool(_NAME.match(os.path.basename(name)))
+
+
+def find_files(root: str, options: common.ReadOptions) -> list[str]:
+  """`options.annotations`, else `instances_*.json` and
+  `person_keypoints_*.json` in `root/annotations/` or `root`."""
+  if options.annotations:
+    path = options.annotations
+    path = path if os.path.isabs(path) else os.path.join(root, path)
+    if not os.path.isfile(path):
+      raise records.InputError(f"{path}: annotation file not found")
+    return [os.path.abspath(path)]
+  out = []
+  for folder in (os.path.join(root, "annotations"), root):
+    if os.path.isdir(folder):
+      out.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                 if is_coco_file(n) and not common.is_hidden(n))
+  return out
+
+
+def _items(path: str, prefix: str):
+  """The items of the top-level array `prefix`, parsed one at a time."""
+  with open(path, "rb") as f:
+    try:
+      yield from ijson.items(f, f"{prefix}.item", use_float=True)
+    except ijson.JSONError as e:
+      raise records.InputError(
+          f"{path}: not valid JSON (reading {prefix!r}): {e}") from None
+
+
+def _image_folder(path: str) -> str:
+  """`train2017` for `instances_train2017.json`."""
+  m = _NAME.match(os.path.basename(path))
+  return m.group(2) if m else os.path.basename(path).rsplit(".", 1)[0]
+
+
+def read(root: str, options: common.ReadOptions) -> common.ScanResult:
+  root = os.path.abspath(root)
+  files = find_files(root, options)
+  if not files:
+    raise records.InputError(
+        f"{root}: no COCO annotation file (annotations/instances_*.json or"
+        " annotations/person_keypoints_*.json) found")
+  problems: list[records.Problem] = []
+
+  # 1. Categories of every file: one class list for the whole dataset.
+  categories: dict[int, dict] = {}
+  for path in files:
+    for cat in _items(path, "categories"):
+      try:
+        cat = annotated.mapping(cat, "categories[]")
+        cid = annotated.integer(cat.get("id"), "categories[].id")
+        name = annotated.text(cat.get("name"), f"category {cid} name")
+        kp_names = [annotated.text(k, f"category {cid} keypoints[]")
+                    for k in annotated.array(cat.get("keypoints") or [],
+                                             f"category {cid} keypoints")]
+      except annotated.FieldError as e:
+        raise records.InputError(f"{path}: {e}") from None
+      known = categories.get(cid)
+      if known and known["name"] != name:
+        raise records.InputError(
+            f"{path}: category {cid} is {name!r} here but {known['name']!r} in"
+            f" {known['file']}")
+      if known is None or (kp_names and not known["keypoints"]):
+        categories[cid] = {"name": name, "keypoints": kp_names, "file": path}
+  by_name = collections.Counter(c["name"] for c in categories.values())
+  twice = sorted(n for n, k in by_name.items() if k > 1)
+  if twice:
+    raise records.InputError(
+        f"{files[0]}: category name(s) {twice} are used by several category"
+        " ids; class names must be unique")
+  category_names = [categories[i]["name"] for i in sorted(categories)]
+  labels = common.read_labels_file(root, options.labels_file)
+  if labels is not None:
+    classes = annotated.Classes(fixed=labels.names, source=labels.path)
+  else:
+    classes = annotated.Classes(fixed=category_names,
+                                source="the COCO categories")
+  keypoint_names = {c["name"]: c["keypoints"]
+                    for _, c in sorted(categories.items()) if c["keypoints"]}
+
+  # 2. Images, per split, merged by image id.
+  groups: dict[str | None, list[str]] = collections.defaultdict(list)
+  for path in files:
+    groups[annotated.split_of_file(path)].append(path)
+  recs: list[records.ImageRecord] = []
+  for file_split, paths in groups.items():
+    recs.extend(_read_group(paths, file_split, root, options, categories,
+                            classes, problems))
+  return common.ScanResult(
+      layout="coco: " + ", ".join(os.path.relpath(f, root) for f in files),
+      class_names=list(classes.names), records=recs, problems=problems,
+      keypoint_names=keypoint_names)
+
+
+def _read_group(paths, file_split, root, options, categories, classes,
+                problems):
+  images: dict[int, dict] = {}  # image id -> image fields + "file".
+  order: list[int] = []
+  for path in paths:
+    for n, image in enumerate(_items(path, "images")):
+      where = f"images[{n}]"
+      try:
+        image = annotated.mapping(image, where)
+        iid = annotated.integer(image.get("id"), f"{where}.id")
+      except annotated.FieldError as e:
+        problems.append(annotated.input_problem(
+            path, str(e), split=file_split or "", item=where))
+        continue
+      known = images.get(iid)
+      if known is not None:
+        if known["file_name"] != image.get("file_name"):
+          problems.append(annotated.input_problem(
+              path, f"image id {iid} is {image.get('file_name')!r} here but"
+              f" {known['file_name']!r} in {known['file']}: the second is not"
+              " used", split=file_split or "", item=f"image {iid}"))
+        continue
+      images[iid] = dict(image, file=path)
+      order.append(iid)
+
+  objects: dict[int, dict[str, records.ObjectRecord]] = (
+      collections.defaultdict(dict))
+  unknown_fields: dict[str, set] = collections.defaultdict(set)
+  segmentations = collections.Counter()
+  for path in paths:
+    for n, ann in enumerate(_items(path, "annotations")):
+      item = f"annotations[{n}]"
+      try:
+        ann = annotated.mapping(ann, item)
+        if "id" in ann:
+          item = f"annotation {annotated.identifier(ann['id'], item + '.id')}"
+        iid = annotated.integer(ann.get("image_id"), "image_id")
+      except annotated.FieldError as e:
+        problems.append(annotated.annotation_problem(
+            path, f"{e}: annotation not used", split=file_split or "",
+            item=item))
+        continue
+      unknown_fields[path].update(k for k in ann if k not in _ANNOTATION_FIELDS)
+      if ann.get("segmentation"):
+        segmentations[path] += 1
+      image = images.get(iid)
+      if image is None:
+        problems.append(annotated.annotation_problem(
+            path, f"image_id {iid} is not among the images: annotation not"
+            " used", split=file_split or "", item=item))
+        continue
+      where = f"{image.get('file_name')}: {item}"
+      try:
+        obj = _object(ann, categories, classes)
+      except annotated.FieldError as e:
+        problems.append(annotated.annotation_problem(
+            path, f"{e}: object not written", split=file_split or "",
+            item=where))
+        continue
+      key = obj.id or item
+      known = objects[iid].get(key)
+      if known is None:
+        objects[iid][key] = obj
+      elif obj.keypoints and not known.keypoints:
+        # person_keypoints_* repeats the instances_* annotation with keypoints.
+        objects[iid][key] = obj
+      elif known.keypoints or obj != known:
+        if known.keypoints and not obj.keypoints:
+          continue  # The same annotation without keypoints: nothing new.
+        problems.append(annotated.annotation_problem(
+            path, "annotation id appears twice with different values: the"
+            " second is not used", split=file_split or "", item=where))
+  for path, n in segmentations.items():
+    problems.append(records.Problem(
+        file=path, kind="warning", counts_as_input=False,
+        reason=f"{n} annotations have a segmentation: masks are not stored"
+        " (boxes, areas and keypoints are)"))
+  for path, names in unknown_fields.items():
+    if names:
+      problems.append(records.Problem(
+          file=path, kind="warning", counts_as_input=False,
+          reason="annotation fields that are not stored: "
+          + ", ".join(sorted(names))))
+
+  recs = []
+  for iid in order:
+    image = images[iid]
+    path = image["file"]
+    folder = _image_folder(path)
+    bases = [os.path.join(root, folder), os.path.join(root, "images", folder),
+             os.path.join(root, "images"), os.path.dirname(path), root]
+    split = file_split or ""
+    try:
+      abs_path, rel = annotated.resolve_image(image.get("file_name"), bases,
+                                              root)
+      split = annotated.assign_split(file_split, rel, options)
+      size = None
+      if image.get("width") is not None and image.get("height") is not None:
+        size = (annotated.integer(image["width"], "width"),
+                annotated.integer(image["height"], "height"))
+    except (annotated.FieldError, annotated.PathError) as e:
+      problems.append(annotated.input_problem(
+          path, str(e), split=split, item=f"image {iid}"))
+      continue
+    extra = {k: v for k, v in image.items()
+             if k not in _IMAGE_FIELDS and k != "file"}
+    recs.append(records.ImageRecord(
+        key=rel, path=abs_path, file_name=rel, split=split, source=path,
+        id=str(iid), objects=tuple(objects.pop(iid, {}).values()),
+        coords="pixel", size=size,
+        extra=json.dumps(extra, sort_keys=True, ensure_ascii=False)
+        if extra else ""))
+  return recs
+
+
+def _object(ann, categories, classes) -> records.ObjectRecord:
+  """One COCO annotation as an object (pixel coordinates)."""
+  cid = annotated.integer(ann.get("category_id"), "category_id")
+  if cid not in categories:
+    raise annotated.FieldError(
+        f"category_id {cid} is not among the categories"
+        f" {sorted(categories)}")
+  label, name = classes.resolve(None, categories[cid]["name"],
+                                f"category {cid}")
+  box = None
+  if ann.get("bbox") is not None:
+    bbox = annotated.array(ann["bbox"], "bbox")
+    if len(bbox) != 4:
+      raise annotated.FieldError(
+          f"bbox must be [x, y, width, height], got {bbox!r}")
+    x, y, w, h = (annotated.number(v, f"bbox[{i}]") for i, v in
+                  enumerate(bbox))
+    if w < 0 or h < 0:
+      raise annotated.FieldError(f"bbox {bbox} has a negative width or height")
+    box = (x, y, x + w, y + h)
+  area = annotated.number(ann.get("area"), "area", allow_none=True)
+  if area is not None and area < 0:
+    raise annotated.FieldError(f"area is {area}: negative")
+  crowd = ann.get("iscrowd", 0)
+  if crowd not in (0, 1) or isinstance(crowd, float):
+    raise annotated.FieldError(f"iscrowd must be 0 or 1, got {crowd!r}")
+  keypoints = ()
+  if ann.get("keypoints") is not None:
+    keypoints = _keypoints(ann, categories[cid]["keypoints"])
+  score = annotated.number(ann.get("score"), "score", allow_none=True)
+  return records.ObjectRecord(
+      box=box, label=label, text=name,
+      score=-1.0 if score is None else score,
+      area=-1.0 if area is None else area,
+      id=annotated.identifier(ann["id"], "id") if "id" in ann else "",
+      is_crowd=bool(crowd), keypoints=keypoints)
+
+
+def _keypoints(ann, names) -> tuple[records.Keypoint, ...]:
+  flat = annotated.array(ann["keypoints"], "keypoints")
+  if len(flat) % 3:
+    raise annotated.FieldError(
+        f"keypoints has {len(flat)} numbers: expected x, y, v triples")
+  if names and len(flat) != 3 * len(names):
+    raise annotated.FieldError(
+        f"keypoints has {len(flat) // 3} triples, but the category names"
+        f" {len(names)} keypoints")
+  out = []
+  for i in range(0, len(flat), 3):
+    k = i // 3
+    v = annotated.integer(flat[i + 2], f"keypoints[{i + 2}] (v of keypoint {k})")
+    if v not in (0, 1, 2):
+      raise annotated.FieldError(
+          f"keypoints[{i + 2}] is {v}: visibility must be 0, 1 or 2")
+    out.append(records.Keypoint(
+        x=annotated.number(flat[i], f"keypoints[{i}] (x of keypoint {k})"),
+        y=annotated.number(flat[i + 1], f"keypoints[{i + 1}] (y of keypoint {k})"),
+        v=v))
+  if ann.get("num_keypoints") is not None:
+    labelled = sum(1 for kp in out if kp.v > 0)
+    num = annotated.integer(ann["num_keypoints"], "num_keypoints")
+    if num != labelled:
+      raise annotated.FieldError(
+          f"num_keypoints is {num}, but {labelled} keypoints have v > 0")
+  return tuple(out)

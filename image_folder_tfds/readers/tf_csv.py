@@ -1,0 +1,171 @@
+"""The TF Object Detection CSV (seed 003): one row per box, in pixels.
+
+    filename,width,height,class,xmin,ymin,xmax,ymax
+    raccoon-1.jpg,650,417,raccoon,81,88,522,408
+
+Columns are found by their header name, in any order; `width` and `height`
+are optional (only checked against the image). Rows of one `filename` make
+one image, wherever they are in the file. A row whose class and corners are
+all empty is an image without objects. Other columns are kept per object in
+`extra` as JSON. The file is read row by row.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import json
+import math
+import os
+
+from image_folder_tfds import records
+from image_folder_tfds.readers import annotated
+from image_folder_tfds.readers import common
+
+REQUIRED = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
+_KNOWN = set(REQUIRED) | {"width", "height"}
+_COORDS = ("xmin", "ymin", "xmax", "ymax")
+
+
+def find_files(root: str, options: common.ReadOptions) -> list[str]:
+  """`options.annotations`, else the `*.csv` files at the top of `root`, in
+  `root/annotations/` or in `root/data/`."""
+  if options.annotations:
+    path = options.annotations
+    path = path if os.path.isabs(path) else os.path.join(root, path)
+    if not os.path.isfile(path):
+      raise records.InputError(f"{path}: annotation file not found")
+    return [os.path.abspath(path)]
+  out = []
+  for folder in (root, os.path.join(root, "annotations"),
+                 os.path.join(root, "data")):
+    if os.path.isdir(folder):
+      out.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder))
+                 if n.lower().endswith(".csv") and not common.is_hidden(n)
+                 and os.path.isfile(os.path.join(folder, n)))
+  return out
+
+
+def has_header(path: str) -> bool:
+  """Whether the first line of `path` names the TF Object Detection columns."""
+  try:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+      header = next(csv.reader(f), [])
+  except (OSError, UnicodeDecodeError, csv.Error):
+    return False
+  return set(REQUIRED) <= {h.strip() for h in header}
+
+
+def read(root: str, options: common.ReadOptions) -> common.ScanResult:
+  root = os.path.abspath(root)
+  files = find_files(root, options)
+  if not files:
+    raise records.InputError(f"{root}: no CSV annotation file found")
+  classes = annotated.classes_for(root, options)
+  problems: list[records.Problem] = []
+  drafts = []
+  for path in files:
+    for rec in _read_file(path, root, options, problems):
+      annotated.observe_labels(classes, rec)
+      drafts.append(rec)
+  classes.finish()
+  recs = annotated.resolve_labels(drafts, classes, problems)
+  return common.ScanResult(
+      layout="csv: " + ", ".join(os.path.relpath(f, root) for f in files),
+      class_names=classes.names, records=recs, problems=problems)
+
+
+def _cell(row, name):
+  value = row.get(name)
+  return value.strip() if isinstance(value, str) else ""
+
+
+def _number(row, name) -> float:
+  raw = _cell(row, name)
+  try:
+    value = float(raw)
+  except ValueError:
+    raise annotated.FieldError(
+        f"{name} must be a number, got {raw!r}") from None
+  if not math.isfinite(value):
+    raise annotated.FieldError(f"{name} is {raw} (NaN or infinite)")
+  return value
+
+
+def _read_file(path, root, options, problems):
+  file_split = annotated.split_of_file(path)
+  bases = [os.path.dirname(path), root, os.path.join(root, "images")]
+  with open(path, newline="", encoding="utf-8-sig") as f:
+    reader = csv.DictReader(f)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+      raise records.InputError(
+          f"{path}: CSV header {header} lacks column(s) {missing}; expected"
+          " filename,width,height,class,xmin,ymin,xmax,ymax")
+    reader.fieldnames = header
+    others = [h for h in header if h not in _KNOWN]
+    # filename as written -> (abs path, rel, split) or None when refused.
+    images: dict[str, tuple | None] = {}
+    objects: dict[str, list] = collections.defaultdict(list)
+    extras: dict[str, dict] = collections.defaultdict(dict)
+    sizes: dict[str, tuple[int, int]] = {}
+    order: list[str] = []
+    for row in reader:
+      line = reader.line_num
+      item = f"line {line}"
+      name = _cell(row, "filename")
+      if images.get(name, ()) is None:
+        problems.append(annotated.annotation_problem(
+            path, f"row of image {name!r}, which was refused (see above): not"
+            " used", split=file_split or "", item=item))
+        continue
+      if name not in images:
+        try:
+          abs_path, rel = annotated.resolve_image(name, bases, root)
+          images[name] = (abs_path, rel,
+                          annotated.assign_split(file_split, rel, options))
+          order.append(name)
+        except annotated.PathError as e:
+          images[name] = None
+          problems.append(annotated.input_problem(
+              path, str(e), split=file_split or "", item=item))
+      image = images[name]
+      if image is None:
+        continue
+      rel, split = image[1], image[2]
+      if None in row:  # More cells than header columns.
+        problems.append(annotated.annotation_problem(
+            path, f"row has {len(row[None])} more cell(s) than the header:"
+            " object not written", split=split, item=f"{rel}: {item}"))
+        continue
+      try:
+        if "width" in header and "height" in header and name not in sizes:
+          if _cell(row, "width") and _cell(row, "height"):
+            sizes[name] = (int(_number(row, "width")),
+                           int(_number(row, "height")))
+        if not _cell(row, "class") and not any(_cell(row, c) for c in _COORDS):
+          continue  # An image without objects.
+        box = tuple(_number(row, c) for c in _COORDS)
+        if not _cell(row, "class"):
+          raise annotated.FieldError("class is empty")
+      except annotated.FieldError as e:
+        problems.append(annotated.annotation_problem(
+            path, f"{e}: object not written", split=split,
+            item=f"{rel}: {item}"))
+        continue
+      obj_id = str(line)
+      objects[name].append(records.ObjectRecord(
+          box=box, text=_cell(row, "class"), id=obj_id))
+      rest = {h: row[h] for h in others if row.get(h)}
+      if rest:
+        extras[name][obj_id] = rest
+  for name in order:
+    abs_path, rel, split = images[name]
+    extra = ({"objects": extras[name]} if name in extras else None)
+    yield records.ImageRecord(
+        key=rel, path=abs_path, file_name=rel, split=split, source=path,
+        id=rel, objects=tuple(objects.get(name, ())), coords="pixel",
+        size=sizes.get(name),
+        extra=json.dumps(extra, sort_keys=True, ensure_ascii=False)
+        if extra else "")
