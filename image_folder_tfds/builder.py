@@ -133,6 +133,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         for split, recs in sorted(by_split.items())
     }
 
+    if scan.keypoint_names:  # COCO: the names of each class's keypoints.
+      self.info.metadata["keypoint_names"] = scan.keypoint_names
   def _generate_examples(self, recs: list[records.ImageRecord]):
     config: MyImagesConfig = self.builder_config
     options = images.ImageOptions(

@@ -154,6 +154,189 @@ def dataset_class_names(builder) -> list[str]:
   return []
 
 
+# --- inspect -----------------------------------------------------------------
+
+
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+  p.add_argument("data_dir", metavar="DIR",
+                 help="the data folder you would pass as --manual_dir")
+  p.add_argument("--config", default=None,
+                 help="options as JSON, as for `tfds build --config` (layout,"
+                 " labels_file, annotations, split_fractions, max_side, ...)")
+  p.add_argument("--workers", type=int, default=None,
+                 help="processes checking images (default: one per core)")
+  p.add_argument("--json", default=None, metavar="FILE",
+                 help="also write the full report as JSON (build_report.json"
+                 " format)")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _inspect(args) -> int:
+  from image_folder_tfds import inspection  # pylint: disable=g-import-not-at-top
+
+  config = parse_config(args.config)
+  if args.workers is not None:
+    config = dataclasses.replace(config, num_workers=args.workers)
+  result = inspection.inspect_folder(
+      args.data_dir, config, progress=not args.quiet)
+  print(result.summary())
+  if args.json:
+    with open(args.json, "w", encoding="utf-8") as f:
+      json.dump(result.to_dict(), f, indent=1, ensure_ascii=False)
+  return EXIT_OK if result.clean else EXIT_PROBLEMS
+
+
+# --- show --------------------------------------------------------------------
+
+
+def _show_args(p: argparse.ArgumentParser) -> None:
+  p.add_argument("dataset", help="a built dataset folder, or a --data_dir"
+                 " holding one build of my_images")
+  p.add_argument("--split", default=None,
+                 help="split to draw from (default: train, else the first)")
+  p.add_argument("-n", "--num", type=int, default=16,
+                 help="number of examples (default 16)")
+  p.add_argument("--skip", type=int, default=0,
+                 help="start after this many examples")
+  p.add_argument("--tile", type=int, default=256,
+                 help="side of one tile in pixels (default 256)")
+  p.add_argument("--skeleton", default=None, metavar="COCO_JSON",
+                 help="COCO annotation file whose categories' `skeleton`"
+                 " links the keypoints (e.g. person_keypoints_val2017.json)")
+  p.add_argument("-o", "--out", default="show.png", help="PNG to write")
+
+
+def _show(args) -> int:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import visualize  # pylint: disable=g-import-not-at-top
+
+  if args.num < 1 or args.skip < 0 or args.tile < 16:
+    raise CommandError("--num must be >= 1, --skip >= 0, --tile >= 16",
+                       EXIT_USAGE)
+  builder = load_builder(args.dataset)
+  split = _pick_split(builder, args.split)
+  names = dataset_class_names(builder)
+  metadata = builder.info.metadata or {}
+  skeletons = read_coco_skeletons(args.skeleton) if args.skeleton else None
+  ds = builder.as_dataset(split=split, shuffle_files=False)
+  ds = ds.skip(args.skip).take(args.num)
+  views = [
+      visualize.view_of(ex, names, int(metadata.get("num_keypoints", 0)))
+      for ex in _progress(tfds.as_numpy(ds), args.num, "reading examples")
+  ]
+  if not views:
+    raise CommandError(f"split {split!r} has no examples after --skip"
+                       f" {args.skip}")
+  image = visualize.show_grid(views, tile=args.tile, skeletons=skeletons)
+  image.save(args.out, "PNG")
+  print(f"wrote {args.out}: {len(views)} examples of split {split!r}")
+  return EXIT_OK
+
+
+def read_coco_skeletons(path: str) -> dict[str, list[tuple[int, int]]]:
+  """{category name: [(a, b), ...]} from a COCO file's categories."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      data = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise CommandError(f"{path}: cannot read the COCO file: {e}") from None
+  out = {}
+  categories = data.get("categories") if isinstance(data, dict) else None
+  if not isinstance(categories, list):
+    raise CommandError(f"{path}: no `categories` list (not a COCO file?)")
+  for i, cat in enumerate(categories):
+    links = cat.get("skeleton") if isinstance(cat, dict) else None
+    if not links:
+      continue
+    try:
+      out[str(cat["name"])] = [(int(a), int(b)) for a, b in links]
+    except (KeyError, TypeError, ValueError):
+      raise CommandError(
+          f"{path}: categories[{i}].skeleton must be a list of [a, b] keypoint"
+          " numbers (from 1)") from None
+  if not out:
+    raise CommandError(f"{path}: no category has a `skeleton`")
+  return out
+
+
+def _pick_split(builder, split: str | None) -> str:
+  splits = list(builder.info.splits)
+  if split is None:
+    return "train" if "train" in splits else sorted(splits)[0]
+  if split not in splits:
+    raise CommandError(f"no split {split!r}; the dataset has {sorted(splits)}",
+                       EXIT_USAGE)
+  return split
+
+
+def _progress(iterable, total, desc):
+  import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm.tqdm(iterable, total=total, desc=desc, unit=" examples",
+                   mininterval=1.0, leave=False)
+
+
+# --- stats -------------------------------------------------------------------
+
+
+def _stats_args(p: argparse.ArgumentParser) -> None:
+  p.add_argument("dataset", help="a built dataset folder, or a --data_dir"
+                 " holding one build of my_images")
+  p.add_argument("--objects", action="store_true",
+                 help="count objects per class instead of examples")
+  p.add_argument("-o", "--out", default="stats.png", help="PNG to write")
+
+
+def _stats(args) -> int:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import features  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import visualize  # pylint: disable=g-import-not-at-top
+
+  builder = load_builder(args.dataset)
+  names = dataset_class_names(builder)
+  # Labels only: the images are not decoded.
+  if features.is_model_garden(builder.info.features):
+    decoders = features.nest({features.MG_ENCODED: tfds.decode.SkipDecoding()})
+  elif features.IMAGE in builder.info.features:
+    decoders = {features.IMAGE: tfds.decode.SkipDecoding()}
+  else:
+    decoders = None  # Image paths only: nothing to decode.
+  splits = sorted(builder.info.splits)
+  by_split = {
+      split: tfds.as_numpy(builder.as_dataset(
+          split=split, shuffle_files=False, decoders=decoders))
+      for split in splits
+  }
+  totals = {split: builder.info.splits[split].num_examples for split in splits}
+  counts = visualize.count_examples(
+      by_split, names,
+      progress=lambda it, split: _progress(it, totals[split], f"counting {split}"))
+  what = "objects" if args.objects else "examples"
+  visualize.stats_chart(counts, names, what=what).save(args.out, "PNG")
+  width = max([len("class")] + [len(n) for n in names])
+  print(f"{what} per class and split:")
+  print("class".ljust(width) + "".join(f"  {s:>10}" for s in splits))
+  for name in names:
+    print(name.ljust(width) + "".join(
+        f"  {counts[s][what].get(name, 0):>10}" for s in splits))
+  print(f"wrote {args.out}")
+  return EXIT_OK
+
+
+# --- verify ------------------------------------------------------------------
+
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
+  p.add_argument("dataset", nargs="+", help="built dataset folder(s)"
+                 " (OUT/my_images/<config>/<version>), or a --data_dir holding"
+                 " one build of my_images")
+
+
+def _verify(args) -> int:
+  from image_folder_tfds import release  # pylint: disable=g-import-not-at-top
+
+  return release.verify_main([find_dataset_dir(d) for d in args.dataset])
+
+
 # --- Registry ----------------------------------------------------------------
 
 
@@ -166,8 +349,17 @@ class Command:
 
 
 COMMANDS: list[Command] = [
+    Command("inspect", "dry run: check a data folder as `tfds build` would,"
+            " without writing a dataset", _inspect_args, _inspect),
+    Command("show", "draw examples of a built dataset (boxes, names,"
+            " keypoints) into one PNG grid", _show_args, _show),
+    Command("stats", "bar chart PNG of examples (or objects) per class and"
+            " split", _stats_args, _stats),
     Command("label-map", "write label_map.pbtxt (OD API, ids from 1) and"
             " labels.txt for a built dataset", _label_map_args, _label_map),
+    Command("verify", "check a built dataset's shards against its"
+            " manifest.json (sha256, size, record count); names each shard"
+            " that differs", _verify_args, _verify),
 ]
 
 

@@ -208,10 +208,10 @@ def model_garden_features_dict() -> tfds.features.FeaturesDict:
       MG_CLASS_LABEL: values(np.int64),
       MG_CLASS_TEXT: values(np.str_),
   }
-  return f.FeaturesDict(_nest(flat))
+  return f.FeaturesDict(nest(flat))
 
 
-def _nest(flat: dict) -> dict:
+def nest(flat: dict) -> dict:
   """{"a/b": x} -> {"a": {"b": x}}."""
   out: dict = {}
   for key, value in flat.items():
@@ -221,6 +221,15 @@ def _nest(flat: dict) -> dict:
       node = node.setdefault(part, {})
     node[leaf] = value
   return out
+
+
+def is_model_garden(features_or_example) -> bool:
+  """Whether a `FeaturesDict` (or a decoded example) has the Model Garden keys.
+
+  Both formats have a top-level "image"; in this one it is a dict.
+  """
+  image = features_or_example[IMAGE] if IMAGE in features_or_example else None
+  return isinstance(image, (dict, tfds.features.FeaturesDict))
 
 
 def get_flat(example: dict, key: str):
@@ -295,4 +304,4 @@ def to_model_garden_example(
       MG_CLASS_LABEL: [record.label + MG_LABEL_OFFSET] if labelled else [],
       MG_CLASS_TEXT: [class_names[record.label]] if labelled else [],
   })
-  return _nest(flat)
+  return nest(flat)
