@@ -8,7 +8,10 @@ displayed image stay on the same pixels. Rules (README "Annotation checks"):
   changed); any other out-of-range box, a box with min > max, or a NaN or
   infinite value rejects the object (reported as rejected);
 * keypoints outside the image by less than a pixel are clipped, others reject
-  the object.
+  the object;
+* an area larger than the image rejects the object;
+* an image size given by the annotation file that differs from the image's is
+  reported as a warning.
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ def finalize(
     record: records.ImageRecord, width: int, height: int
 ) -> tuple[tuple[records.ObjectRecord, ...], list[records.Problem]]:
   """Objects of `record`, normalized and checked, and what was changed."""
+  size_problems = _check_size(record, width, height)
   if not record.objects:
-    return (), []
+    return (), size_problems
   sx, sy = (1.0 / width, 1.0 / height) if record.coords == "pixel" else (1, 1)
   # One pixel, in normalized units: the clipping tolerance.
   tol_x, tol_y = 1.0 / width, 1.0 / height
   kept = []
-  problems = []
+  problems = size_problems
   for index, obj in enumerate(record.objects):
     item = f"object {obj.id}" if obj.id else f"object #{index}"
 
@@ -59,10 +63,34 @@ def finalize(
     area = obj.area
     if record.coords == "pixel" and area >= 0:
       area = area * sx * sy
+    if area > 1 + 1e-6:
+      problems.append(problem(
+          f"area {obj.area} is larger than the image ({area:.6g} of it)"))
+      continue
     kept.append(
         dataclasses.replace(obj, box=box, keypoints=keypoints, area=area)
     )
   return tuple(kept), problems
+
+
+def _check_size(record, width, height) -> list[records.Problem]:
+  """A warning when the annotation file gives another image size.
+
+  Coordinates are always normalized by the real size; a mismatch usually
+  means the image was resized after it was annotated, or the annotation tool
+  ignored the EXIF orientation (sizes swapped).
+  """
+  if record.size is None or tuple(record.size) == (width, height):
+    return []
+  hint = (" (width and height swapped: was it annotated without applying the"
+          " EXIF orientation?)" if tuple(record.size) == (height, width)
+          else "")
+  return [records.Problem(
+      file=record.source, item=record.file_name, kind="warning",
+      split=record.split, counts_as_input=False,
+      reason=f"the annotation gives the image size {record.size[0]}x"
+      f"{record.size[1]}, the image as displayed is {width}x{height}"
+      f"{hint}; coordinates are taken on the displayed image")]
 
 
 def _check_box(box, sx, sy, tol_x, tol_y):

@@ -55,6 +55,9 @@ class ImageRecord:
   objects: tuple[ObjectRecord, ...] = ()
   coords: Coords = "normalized"
   extra: str = ""
+  # (width, height) the annotation file says the image has, if it says; a
+  # mismatch with the image as displayed is reported (annotations.finalize).
+  size: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

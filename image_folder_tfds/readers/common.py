@@ -32,6 +32,8 @@ class ScanResult:
   class_names: list[str]
   records: list[records.ImageRecord]
   problems: list[records.Problem]
+  # Keypoint names per class (COCO categories), kept in `info.metadata`.
+  keypoint_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
