@@ -122,6 +122,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         options=config.options())
     self._report.add_scan(scan)
     self._class_counts = collections.defaultdict(collections.Counter)
+    if scan.keypoint_names:  # COCO: the names of each class's keypoints.
+      self.info.metadata["keypoint_names"] = scan.keypoint_names
     if config.strict:
       for p in self._report.problems:
         _check_strict(p)
@@ -133,8 +135,6 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         for split, recs in sorted(by_split.items())
     }
 
-    if scan.keypoint_names:  # COCO: the names of each class's keypoints.
-      self.info.metadata["keypoint_names"] = scan.keypoint_names
   def _generate_examples(self, recs: list[records.ImageRecord]):
     config: MyImagesConfig = self.builder_config
     options = images.ImageOptions(
