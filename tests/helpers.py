@@ -98,3 +98,25 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
 def tfds_cli() -> list[str]:
   """The real `tfds` console script of this environment."""
   return [str(pathlib.Path(sys.executable).parent / "tfds")]
+
+
+def write_coco(root, split, images, annotations, categories,
+               kind="person_keypoints"):
+  """A COCO folder: `root/<split>2017/<file>` images and the annotation file.
+
+  `images`: [{"id", "file_name", "width", "height", "seed"?}] (a JPEG of that
+  size is written for each); returns the annotation file's path.
+  """
+  root = pathlib.Path(root)
+  folder = f"{split}2017"
+  for i, image in enumerate(images):
+    write_image(root / folder / image["file_name"], seed=image.get("seed", i),
+                width=image["width"], height=image["height"])
+  path = root / "annotations" / f"{kind}_{folder}.json"
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps({
+      "images": [{k: v for k, v in im.items() if k != "seed"} for im in images],
+      "annotations": annotations,
+      "categories": categories,
+  }))
+  return path
