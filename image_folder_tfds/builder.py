@@ -55,6 +55,18 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     # each time, so checksums registered by an earlier build are checked.
     return remote.load_url_infos(cls._checksums_path)
 
+  def _create_builder_config(self, builder_config, version):
+    # TFDS refuses every config object named like one in BUILDER_CONFIGS
+    # ("Cannot name a custom BuilderConfig the same as an available
+    # BuilderConfig"), even `{"version": "1.1.0"}`: accept it when only the
+    # version, release notes or workers differ, which do not change the data
+    # (MyImagesConfig itself refuses other changes under the name "default").
+    known = self.builder_configs.get(getattr(builder_config, "name", None))
+    if (isinstance(builder_config, MyImagesConfig) and known is not None
+        and known.options() == builder_config.options()):
+      return builder_config
+    return super()._create_builder_config(builder_config, version)
+
   def _pick_version(self, requested_version):
     # The version is the user's (config or release file), not the code's.
     # With no version asked for, TFDS would pick VERSION (1.0.0) and try to
@@ -196,6 +208,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         self, release.read_release_file(download_config.manual_dir))
     self.info.as_proto.release_notes.clear()
     self.info.as_proto.release_notes.update(notes)
+    # DatasetInfo has no setter; `info.release_notes` reads its identity.
+    self.info._identity.release_notes = notes  # pylint: disable=protected-access
     text = card_lib.render(
         name=self.name, version=str(self.version), description=_DESCRIPTION,
         source=config.source_url or self._report.root, options=config.options(),

@@ -328,8 +328,9 @@ def verify(dataset_dir: epath.PathLike) -> list[str]:
   return problems
 
 
-def verify_main(paths: list[str], out=sys.stdout) -> int:
+def verify_main(paths: list[str], out=None) -> int:
   """`verify DATASET_DIR...`: prints the result; 0 when every folder matches."""
+  out = out or sys.stdout
   status = 0
   for path in paths:
     problems = verify(path)
