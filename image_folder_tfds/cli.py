@@ -337,21 +337,6 @@ def _verify(args) -> int:
   return release.verify_main([find_dataset_dir(d) for d in args.dataset])
 
 
-# --- verify ------------------------------------------------------------------
-
-
-def _verify_args(p: argparse.ArgumentParser) -> None:
-  p.add_argument("dataset", nargs="+", help="built dataset folder(s)"
-                 " (OUT/my_images/<config>/<version>), or a --data_dir holding"
-                 " one build of my_images")
-
-
-def _verify(args) -> int:
-  from image_folder_tfds import release  # pylint: disable=g-import-not-at-top
-
-  return release.verify_main([find_dataset_dir(d) for d in args.dataset])
-
-
 # --- Registry ----------------------------------------------------------------
 
 
@@ -372,9 +357,6 @@ COMMANDS: list[Command] = [
             " split", _stats_args, _stats),
     Command("label-map", "write label_map.pbtxt (OD API, ids from 1) and"
             " labels.txt for a built dataset", _label_map_args, _label_map),
-    Command("verify", "check a built dataset's shards against its"
-            " manifest.json (sha256, size, record count); names each shard"
-            " that differs", _verify_args, _verify),
     Command("verify", "check a built dataset's shards against its"
             " manifest.json (sha256, size, record count); names each shard"
             " that differs", _verify_args, _verify),
