@@ -1,0 +1,135 @@
+"""COCO (`dummy_data/coco`): instances + person_keypoints, built and compared."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tensorflow_datasets as tfds
+
+import annotation_helpers as ah
+import helpers
+import image_folder_tfds
+
+ROOT = helpers.DUMMY_DATA / "coco"
+FILES = {
+    "train": ["instances_train2017.json", "person_keypoints_train2017.json"],
+    "validation": ["instances_val2017.json"],
+}
+
+
+def _load(name):
+  return json.loads((ROOT / "annotations" / name).read_text())
+
+
+def _categories():
+  cats = {}
+  for names in FILES.values():
+    for name in names:
+      for c in _load(name)["categories"]:
+        if c.get("keypoints") or c["id"] not in cats:
+          cats[c["id"]] = c
+  return cats
+
+
+def _expected():
+  """{file_name: (split, image, {ann id: expected object})}."""
+  cats = _categories()
+  names = [cats[i]["name"] for i in sorted(cats)]
+  out = {}
+  for split, files in FILES.items():
+    folder = files[0].split("_")[-1].split(".")[0]  # train2017
+    images, anns = {}, {}
+    for name in files:
+      data = _load(name)
+      for image in data["images"]:
+        images[image["id"]] = image
+      for ann in data["annotations"]:
+        anns.setdefault(ann["id"], {}).update(ann)
+    for image in images.values():
+      rel = f"{folder}/{image['file_name']}"
+      w, h = ah.display_size(ROOT / rel)
+      objs = {}
+      for ann in anns.values():
+        if ann["image_id"] != image["id"]:
+          continue
+        x, y, bw, bh = ann["bbox"]
+        kp = ann.get("keypoints", [])
+        label = names.index(cats[ann["category_id"]]["name"])
+        objs[str(ann["id"])] = {
+            "box": (x / w, y / h, (x + bw) / w, (y + bh) / h),
+            "label": label, "text": names[label],
+            "area": ann["area"] / (w * h), "is_crowd": bool(ann["iscrowd"]),
+            "score": -1.0, "conf": -1.0,
+            "keypoints": [(kp[i] / w, kp[i + 1] / h, kp[i + 2], -1.0)
+                          for i in range(0, len(kp), 3)],
+        }
+      out[rel] = (split, image, objs)
+  return names, out
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+  builder = helpers.build(ROOT, tmp_path_factory.mktemp("coco"))
+  return builder, helpers.read_all(builder)
+
+
+def test_class_names_are_categories_in_id_order(built):
+  builder, _ = built
+  names, _ = _expected()
+  assert builder.info.features["label"].names == names
+  assert builder.info.features["objects"]["label"].names == names
+  # Category ids 1, 3, 7: the stored label is the index, not the id.
+  assert names == ["person", "cat", "dog"]
+
+
+def test_keypoint_names_in_metadata(built):
+  builder, _ = built
+  person = [c for c in _load("person_keypoints_train2017.json")["categories"]
+            if c["name"] == "person"][0]
+  assert builder.info.metadata["keypoint_names"] == {
+      "person": person["keypoints"]}
+
+
+def test_every_box_keypoint_and_label_read_back(built):
+  builder, examples = built
+  _, expected = _expected()
+  assert sorted(examples) == sorted(expected)
+  n_objects = 0
+  for rel, (split, image, objs) in expected.items():
+    ex = examples[rel]
+    assert ex["split"] == split
+    assert ex["id"].decode() == str(image["id"])
+    extra = json.loads(ex["extra"].decode())
+    assert extra == {k: v for k, v in image.items()
+                     if k not in ("id", "file_name", "width", "height")}
+    got = {o["id"]: o for o in ah.objects(ex)}
+    assert sorted(got) == sorted(objs), rel
+    for ann_id, want in objs.items():
+      ah.assert_object(got[ann_id], want, f"{rel} annotation {ann_id}")
+      n_objects += 1
+  assert n_objects == 5
+
+
+def test_image_without_annotations_is_kept(built):
+  _, examples = built
+  assert ah.objects(examples["train2017/000005.jpg"]) == []
+  assert ah.objects(examples["val2017/000011.jpg"]) == []
+
+
+def test_segmentation_not_stored_is_reported(built):
+  builder, _ = built
+  report = helpers.report(builder)
+  ah.find_problem(report, "instances_train2017.json", "segmentation",
+                  kind="warning")
+  assert not ah.problems(report, "rejected")
+  assert not ah.problems(report, "changed")
+
+
+class CocoBuilderTest(tfds.testing.DatasetBuilderTestCase):
+  """TFDS's builder test over `dummy_data/coco`."""
+
+  DATASET_CLASS = image_folder_tfds.MyImages
+  EXAMPLE_DIR = str(ROOT)
+  SPLITS = {"train": 3, "validation": 2}
+  SKIP_CHECKSUMS = True
