@@ -238,7 +238,7 @@ def read_coco_skeletons(path: str) -> dict[str, list[tuple[int, int]]]:
   try:
     with open(path, encoding="utf-8") as f:
       data = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
+  except (OSError, ValueError) as e:  # ValueError: not UTF-8, not JSON.
     raise CommandError(f"{path}: cannot read the COCO file: {e}") from None
   out = {}
   categories = data.get("categories") if isinstance(data, dict) else None
