@@ -18,6 +18,7 @@ from image_folder_tfds import records
 from image_folder_tfds import release
 from image_folder_tfds import remote
 from image_folder_tfds import report as report_lib
+from image_folder_tfds import safety
 from image_folder_tfds.config import MyImagesConfig
 
 _HOMEPAGE = "https://pypi.org/project/image-folder-tfds/"
@@ -89,7 +90,17 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     release.check_release_file(
         release.read_release_file(download_config and download_config.manual_dir),
         str(self.version))
-    super().download_and_prepare(download_config=download_config, **kwargs)
+    mode = download_config and download_config.download_mode
+    if self.is_prepared() and not (mode and mode.overwrite_dataset):
+      # Reused as it is (also from read-only media): nothing to lock.
+      super().download_and_prepare(download_config=download_config, **kwargs)
+      return
+    # One build per version and data_dir at a time; unfinished folders of
+    # crashed builds removed; a full or read-only data_dir a clear error.
+    with safety.exclusive_build(self.data_path, self.data_dir_root) as waited:
+      super().download_and_prepare(download_config=download_config, **kwargs)
+    if waited and self.is_prepared():  # The build we waited for made it.
+      self.info.read_from_directory(self.data_path)
 
   def _info(self) -> tfds.core.DatasetInfo:
     config: MyImagesConfig = self.builder_config

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -98,6 +99,52 @@ def run(args, **kwargs) -> subprocess.CompletedProcess:
 def tfds_cli() -> list[str]:
   """The real `tfds` console script of this environment."""
   return [str(pathlib.Path(sys.executable).parent / "tfds")]
+
+
+# Reliability (issue 5): unfinished build folders, small or read-only disks.
+
+
+def incomplete_dirs(data_dir) -> list[pathlib.Path]:
+  """TFDS's unfinished build folders (`incomplete.*`) anywhere below."""
+  return sorted(p for p in pathlib.Path(data_dir).rglob("incomplete.*"))
+
+
+def write_noise_png(path, seed=0, side=100) -> bytes:
+  """An incompressible PNG (random pixels): about 3 * side**2 bytes."""
+  rng = np.random.default_rng(seed)
+  img = Image.fromarray(rng.integers(0, 256, (side, side, 3), np.uint8), "RGB")
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  data = encode(img, "PNG")
+  path.write_bytes(data)
+  return data
+
+
+@contextlib.contextmanager
+def tmpfs(path, size="1m", read_only=False):
+  """A small tmpfs at `path` (a full disk in miniature); needs root, as CI
+  has. Read-only mounts stop root too, where chmod does not."""
+  path = pathlib.Path(path)
+  path.mkdir(parents=True, exist_ok=True)
+  options = f"size={size}" + (",ro" if read_only else "")
+  subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                 check=True, capture_output=True)
+  try:
+    yield path
+  finally:
+    subprocess.run(["umount", "-l", str(path)], check=True,
+                   capture_output=True)
+
+
+def remount(path, size=None, read_only=None):
+  """Changes a `tmpfs` mount: more space, or read-only."""
+  options = ["remount"]
+  if size is not None:
+    options.append(f"size={size}")
+  if read_only is not None:
+    options.append("ro" if read_only else "rw")
+  subprocess.run(["mount", "-o", ",".join(options), str(path)], check=True,
+                 capture_output=True)
 
 
 def write_coco(root, split, images, annotations, categories,

@@ -1,0 +1,318 @@
+"""Nothing lost, nothing half-written (issue 5): counts, locks, full disks.
+
+Crash tests (`kill -9` of `tfds build`) are in test_crash.py, bad input in
+test_hostile.py, property-based tests in test_properties.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow_datasets as tfds
+
+import helpers
+from image_folder_tfds import readers
+from image_folder_tfds import records
+from image_folder_tfds import report as report_lib
+from image_folder_tfds import safety
+
+
+@pytest.fixture
+def folders(tmp_path):
+  root = tmp_path / "in"
+  files = helpers.make_class_folders(root, classes=("cat", "dog"), per_class=8)
+  return root, files
+
+
+def fresh_builder(data_dir, config="default"):
+  """A new builder that reads what is on disk (as `tfds.load` does)."""
+  return tfds.builder(f"my_images/{config}", data_dir=os.fspath(data_dir))
+
+
+def assert_no_dataset(data_dir, config="default"):
+  """Loading finds nothing: no partial dataset, no unfinished folder."""
+  assert not helpers.incomplete_dirs(data_dir)
+  with pytest.raises(Exception, match="(?i)not (been )?(prepared|found)|could"
+                     " not find|no such|does not exist"):
+    tfds.load(f"my_images/{config}", data_dir=os.fspath(data_dir),
+              download=False)
+
+
+# 1. Count reconciliation ----------------------------------------------------
+
+
+def test_lost_example_fails_the_build_and_nothing_is_kept(
+    folders, tmp_path, monkeypatch):
+  """The engine drops one example silently: the build must not pass."""
+  root, _ = folders
+  original = tfds.core.writer.Writer.write
+  dropped = []
+
+  def lossy_write(self, key, example):
+    if not dropped:
+      dropped.append(example["file_name"])
+      return None  # Lost, as Beam's DirectRunner lost examples (issue 5).
+    return original(self, key, example)
+
+  monkeypatch.setattr(tfds.core.writer.Writer, "write", lossy_write)
+  with pytest.raises(report_lib.CountMismatchError) as e:
+    helpers.build(root, tmp_path / "out")
+  message = str(e.value)
+  assert "lost track of inputs, so it is not kept" in message
+  assert "inputs found, but" in message and "examples written" in message
+  assert dropped
+  assert_no_dataset(tmp_path / "out")
+
+
+def test_counts_are_recorded_with_the_dataset(folders, tmp_path):
+  root, files = folders
+  (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+  (root / "dog" / "empty.png").write_bytes(b"")
+  helpers.build(root, tmp_path / "out")
+
+  builder = fresh_builder(tmp_path / "out")  # From disk, not from memory.
+  counts = builder.info.metadata["counts"]
+  examples = helpers.read_all(builder)
+  assert sum(c["found"] for c in counts.values()) == len(files) + 2
+  assert sum(c["rejected"] for c in counts.values()) == 2
+  for split, c in counts.items():
+    assert c["found"] == c["written"] + c["rejected"], split
+    assert c["written"] == builder.info.splits[split].num_examples
+    assert c["written"] == sum(1 for ex in examples.values()
+                               if ex["split"] == split)
+  assert sorted(examples) == sorted(files)  # Every good file, each once.
+  assert helpers.report(builder)["counts"] == counts
+
+
+# 3. Early duplicate detection -------------------------------------------------
+
+
+def test_duplicate_keys_fail_before_any_image_is_read(tmp_path, monkeypatch):
+  """Two records with one key: the scan fails naming both sources."""
+  root = tmp_path / "in"
+  helpers.make_class_folders(root, classes=("cat",), per_class=2)
+  real_read = readers._READERS["folders"]
+
+  def read_with_duplicate(root, options):
+    result = real_read(root, options)
+    first = result.records[0]
+    twin = records.ImageRecord(
+        key=first.key, path=first.path, file_name=first.file_name,
+        split=first.split, source="/elsewhere/annotations.json", label=0)
+    result.records.append(twin)
+    return result
+
+  monkeypatch.setitem(readers._READERS, "folders", read_with_duplicate)
+  reads = []
+  from image_folder_tfds import images
+  monkeypatch.setattr(images, "read_file",
+                      lambda path: reads.append(path) or b"")
+  with pytest.raises(records.InputError) as e:
+    helpers.build(root, tmp_path / "out")
+  message = str(e.value)
+  assert "duplicate example key" in message
+  assert str(root / "cat" / "cat_0.jpg") in message  # First source.
+  assert "/elsewhere/annotations.json" in message  # Second source.
+  assert reads == []  # Found while scanning: no image was read.
+  assert_no_dataset(tmp_path / "out")
+
+
+# 2. Orphaned `incomplete.*` folders and the build lock ------------------------
+
+HOLD_LOCK = """
+import sys, time
+from image_folder_tfds import safety
+with safety.build_lock(sys.argv[1]):
+  print("locked", flush=True)
+  time.sleep(60)
+"""
+
+
+@contextlib.contextmanager
+def lock_held_by_other_process(version_dir):
+  proc = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(version_dir)],
+                          stdout=subprocess.PIPE, text=True)
+  try:
+    assert proc.stdout.readline().strip() == "locked"
+    yield proc
+  finally:
+    proc.kill()
+    proc.wait()
+
+
+def test_lock_names_the_live_holder(tmp_path):
+  version_dir = tmp_path / "my_images" / "default" / "1.0.0"
+  with lock_held_by_other_process(version_dir) as holder:
+    with pytest.raises(safety.BuildLockedError) as e:
+      with safety.build_lock(version_dir, wait=False):
+        pass
+    assert f"pid {holder.pid}" in str(e.value)
+  # The holder died (killed): the kernel released its lock.
+  with safety.build_lock(version_dir, wait=False) as waited:
+    assert waited is False
+
+
+def test_only_orphans_of_dead_builds_are_removed(tmp_path):
+  config_dir = tmp_path / "my_images" / "default"
+  dead = config_dir / "incomplete.AB12CD_1.0.0"
+  dead_other_version = config_dir / "incomplete.ZZ99ZZ_0.9.0"
+  live = config_dir / "incomplete.QW34ER_2.0.0"
+  for d in (dead, dead_other_version, live):
+    (d / "my_images-train.tfrecord-00000-of-00001").parent.mkdir(parents=True)
+    (d / "my_images-train.tfrecord-00000-of-00001").write_bytes(b"partial")
+  unrelated = config_dir / "incomplete_notes"  # Not a TFDS build folder.
+  unrelated.mkdir()
+  logged = []
+  with lock_held_by_other_process(config_dir / "2.0.0"):
+    with safety.build_lock(config_dir / "1.0.0"):
+      removed = safety.remove_orphans(config_dir / "1.0.0", log=logged.append)
+  assert sorted(removed) == sorted([str(dead), str(dead_other_version)])
+  assert live.is_dir() and unrelated.is_dir()
+  assert not dead.exists() and not dead_other_version.exists()
+  assert "removed 2 unfinished folder(s) of crashed builds" in logged[0]
+
+
+def test_build_removes_orphans_of_crashed_builds(folders, tmp_path):
+  root, files = folders
+  orphan = tmp_path / "out" / "my_images" / "default" / "incomplete.DEAD00_1.0.0"
+  orphan.mkdir(parents=True)
+  (orphan / "my_images-train.tfrecord-00000-of-00001").write_bytes(b"x" * 100)
+  builder = helpers.build(root, tmp_path / "out")
+  assert not helpers.incomplete_dirs(tmp_path / "out")
+  assert sorted(helpers.read_all(builder)) == sorted(files)
+
+
+# 4. Concurrent builds ----------------------------------------------------------
+
+
+def _wait_for(predicate, timeout, what):
+  deadline = time.monotonic() + timeout
+  while not predicate():
+    if time.monotonic() > deadline:
+      raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_concurrent_builds_never_mix(folders, tmp_path):
+  """Two real `tfds build` processes, same dataset and version, one data_dir.
+
+  The first is frozen (SIGSTOP) while it holds the lock, so the second is
+  sure to arrive during the first build; it must wait, then reuse the
+  finished dataset: both succeed, one generation, one complete dataset.
+  """
+  root, files = folders
+  out = tmp_path / "out"
+  cmd = helpers.tfds_cli() + [
+      "build", "my_images", "--imports", "image_folder_tfds",
+      "--manual_dir", str(root), "--data_dir", str(out)]
+  lock = safety.lock_path(out / "my_images" / "default" / "1.0.0")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  logs = [open(tmp_path / f"build{i}.log", "w+") for i in (1, 2)]  # pylint: disable=consider-using-with
+  first = subprocess.Popen(cmd, stdout=logs[0], stderr=subprocess.STDOUT,
+                           env=env)
+  second = None
+  try:
+    def first_holds_lock():
+      try:
+        return json.loads(open(lock).read() or "{}").get("pid") == first.pid
+      except (OSError, ValueError):
+        return False
+
+    _wait_for(first_holds_lock, 120, "the first build to take the lock")
+    first.send_signal(signal.SIGSTOP)
+    second = subprocess.Popen(cmd, stdout=logs[1], stderr=subprocess.STDOUT,
+                              env=env)
+    _wait_for(lambda: "waiting for it to finish" in
+              (tmp_path / "build2.log").read_text(), 120,
+              "the second build to wait")
+    assert second.poll() is None  # Waiting, not building, not failed.
+    first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=300) == 0, (tmp_path / "build1.log").read_text()
+    assert second.wait(timeout=300) == 0, (tmp_path / "build2.log").read_text()
+  finally:
+    for p in (first, second):
+      if p is not None and p.poll() is None:
+        p.send_signal(signal.SIGCONT)
+        p.kill()
+        p.wait()
+    for f in logs:
+      f.close()
+  log1, log2 = ((tmp_path / f"build{i}.log").read_text() for i in (1, 2))
+  assert f"pid {first.pid}" in log2  # Says whom it waits for.
+  assert "my_images build report" in log1
+  assert "my_images build report" not in log2  # It generated nothing.
+  assert not helpers.incomplete_dirs(out)
+  builder = fresh_builder(out)
+  examples = helpers.read_all(builder)
+  assert sorted(examples) == sorted(files)  # Complete, each image once.
+  for name, data in files.items():
+    assert examples[name]["file_name"].decode() == name
+  assert sum(s.num_examples for s in builder.info.splits.values()) == len(files)
+
+
+# 5. Unwritable or full output ----------------------------------------------------
+
+
+def test_read_only_data_dir_is_a_clear_error(folders, tmp_path):
+  root, _ = folders
+  mnt = tmp_path / "ro"
+  with helpers.tmpfs(mnt, size="4m", read_only=True):
+    with pytest.raises(safety.OutputError) as e:
+      helpers.build(root, mnt / "out")
+    message = str(e.value)
+    assert "read-only" in message and str(mnt / "out") in message
+    assert "Nothing was kept" in message
+    assert list(mnt.iterdir()) == []
+
+
+def test_finished_dataset_on_read_only_media_is_reused(folders, tmp_path):
+  root, files = folders
+  mnt = tmp_path / "media"
+  with helpers.tmpfs(mnt, size="8m"):
+    helpers.build(root, mnt / "out")
+    helpers.remount(mnt, read_only=True)
+    builder = helpers.build(root, mnt / "out")  # TFDS reuses it: no lock.
+    assert sorted(helpers.read_all(builder)) == sorted(files)
+
+
+def test_full_disk_is_a_clear_error_then_a_rerun_completes(tmp_path):
+  root = tmp_path / "in"
+  files = {}
+  for i in range(40):  # About 1.3 MB of images: more than the disk holds.
+    rel = f"c{i % 2}/noise_{i}.png"
+    files[rel] = helpers.write_noise_png(root / rel, seed=i, side=100)
+  mnt = tmp_path / "small"
+  with helpers.tmpfs(mnt, size="1m"):
+    with pytest.raises(safety.OutputError) as e:
+      helpers.build(root, mnt / "out")
+    message = str(e.value)
+    assert "disk is full" in message and str(mnt / "out") in message
+    assert "Nothing was kept" in message
+    assert_no_dataset(mnt / "out")
+    helpers.remount(mnt, size="16m")  # Space freed: the same build again.
+    builder = helpers.build(root, mnt / "out")
+    examples = helpers.read_all(builder)
+    assert sorted(examples) == sorted(files)
+    for name, data in files.items():
+      assert examples[name]["image"].shape == (100, 100, 3)
+    assert not helpers.incomplete_dirs(mnt / "out")
+
+
+def test_output_error_only_for_output_problems(tmp_path):
+  """An unreadable input is not reported as an unwritable data_dir."""
+  denied = PermissionError(13, "Permission denied", "/data/in/cat/1.jpg")
+  assert safety.output_error(denied, tmp_path / "out", "writing") is None
+  denied_out = PermissionError(13, "Permission denied", str(tmp_path / "out/x"))
+  assert safety.output_error(denied_out, tmp_path / "out", "writing") is not None
+  full = RuntimeError("Failed to finalize writing of split 'train': No space"
+                      " left on device")
+  error = safety.output_error(full, tmp_path / "out", "writing")
+  assert isinstance(error, safety.OutputError) and "disk is full" in str(error)
