@@ -116,16 +116,21 @@ def check_archive(path: epath.PathLike, url: str = "") -> None:
         f" folder: {shown}{more}")
 
 
+def _is_absolute(name: str) -> bool:
+  return name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":")
+
+
 def _escapes(name: str) -> bool:
   """True for an absolute name or one that climbs above the archive root."""
-  if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+  if _is_absolute(name):
     return True
   norm = posixpath.normpath(name.replace("\\", "/"))
   return norm == ".." or norm.startswith("../")
 
 
 def _link_escapes(member_name: str, target: str) -> bool:
-  if _escapes(target):
+  """True when a symlink's target, seen from its folder, is outside."""
+  if _is_absolute(target):
     return True
   parent = posixpath.dirname(member_name.replace("\\", "/"))
   return _escapes(posixpath.join(parent, target))
