@@ -68,13 +68,15 @@ class Inspection:
     for split in self.empty_splits:
       lines.append(f"split {split!r}: every image is rejected, so no build"
                    " can succeed")
-    if self.clean:
-      lines.append("result: clean (a strict build would pass)")
-    else:
+    if self.empty_splits:
+      lines.append("result: no build can succeed")
+    elif self.strict_failures:
       lines.append(
           f"result: {len(self.strict_failures)} problem(s) would fail a"
-          " strict build (strict=True)" if self.strict_failures else
-          "result: no build can succeed")
+          " strict build (strict=True); a default build writes the rest and"
+          " reports them")
+    else:
+      lines.append("result: clean (a strict build would pass)")
     lines.append(f"checked in {self.seconds:.1f} s")
     return "\n".join(lines)
 
