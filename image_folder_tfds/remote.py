@@ -16,7 +16,9 @@ import tarfile
 import zipfile
 
 from etils import epath
+import requests
 from tensorflow_datasets.core.download import checksums as checksums_lib
+from tensorflow_datasets.core.download import util as download_utils
 
 from image_folder_tfds import records
 from image_folder_tfds.readers import common
@@ -74,7 +76,13 @@ def download_and_extract(dl_manager, url: str) -> str:
   its single top-level folder (`flower_photos.tgz` holds `flower_photos/`).
   """
   check_url(url)
-  archive = epath.Path(dl_manager.download(url))
+  try:
+    archive = epath.Path(dl_manager.download(url))
+  except (requests.exceptions.RequestException, download_utils.DownloadError) as e:
+    # Raised by requests/TFDS without the URL (a truncated body is
+    # "Connection broken: IncompleteRead(...)").
+    raise records.InputError(
+        f"{url}: download failed, nothing was built: {e}") from e
   check_archive(archive, url)
   extracted = epath.Path(dl_manager.extract(archive))
   return os.fspath(data_root(extracted))
