@@ -123,6 +123,8 @@ def _label_map_args(p: argparse.ArgumentParser) -> None:
 def _label_map(args) -> int:
   from image_folder_tfds import label_map  # pylint: disable=g-import-not-at-top
 
+  if args.offset is not None and args.offset < 0:
+    raise CommandError(f"--offset {args.offset}: must be >= 0", EXIT_USAGE)
   builder = load_builder(args.dataset)
   names = dataset_class_names(builder)
   if not names:
