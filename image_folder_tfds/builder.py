@@ -144,6 +144,10 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         root=str(root), layout=scan.layout, class_names=scan.class_names,
         options=config.options())
     self._report.add_scan(scan)
+    if self._encoder is not None:
+      for p in model_garden.dropped_fields(
+          scan.records, scan.class_names, str(root)):
+        self._report.add(p)
     self._class_counts = collections.defaultdict(collections.Counter)
     if scan.keypoint_names:  # COCO: the names of each class's keypoints.
       self.info.metadata["keypoint_names"] = scan.keypoint_names

@@ -14,6 +14,7 @@ import os
 import time
 
 from image_folder_tfds import images
+from image_folder_tfds import model_garden
 from image_folder_tfds import pipeline
 from image_folder_tfds import readers
 from image_folder_tfds import report as report_lib
@@ -110,6 +111,9 @@ def inspect_folder(root: str | os.PathLike, config: MyImagesConfig | None = None
       root=root, layout=scan.layout, class_names=scan.class_names,
       options=config.options())
   report.add_scan(scan)
+  if config.output_format == "model_garden":
+    for p in model_garden.dropped_fields(scan.records, scan.class_names, root):
+      report.add(p)
   options = images.ImageOptions(
       max_side=config.max_side,
       max_image_pixels=config.max_image_pixels,

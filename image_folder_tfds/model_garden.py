@@ -76,3 +76,46 @@ class Encoder:
 def _key_order(split_key: tuple[str, str]) -> tuple[str, str]:
   split, key = split_key
   return key, split
+
+
+def dropped_fields(
+    recs: Sequence[records.ImageRecord], class_names: Sequence[str], root: str
+) -> list[records.Problem]:
+  """A warning naming the input fields this layout has no key for.
+
+  The layout holds exactly the keys Model Garden and the OD API read; what
+  else the input gives (scores, ids, `extra`, ...) is not written, and the
+  build report says so instead of dropping it silently.
+  """
+  found: dict[str, int] = {}
+
+  def note(what: str) -> None:
+    found[what] = found.get(what, 0) + 1
+
+  for r in recs:
+    if r.label_conf >= 0:
+      note("image class confidence")
+    if r.extra:
+      note("image extra")
+    if r.id and r.id != r.key and not _DECIMAL.fullmatch(r.id):
+      note("image id (source_id is a number)")
+    for o in r.objects:
+      if o.id:
+        note("object id")
+      if o.score >= 0:
+        note("object score")
+      if o.conf >= 0:
+        note("object confidence")
+      if o.text and 0 <= o.label < len(class_names) and (
+          o.text != class_names[o.label]):
+        note("object text other than the class name")
+      if o.keypoint_score_given:
+        note("keypoint scores")
+  if not found:
+    return []
+  listing = ", ".join(f"{what} ({n}x)" for what, n in found.items())
+  return [records.Problem(
+      file=root, kind="warning", counts_as_input=False,
+      reason="output_format='model_garden' writes only the keys Model Garden"
+      f" and the OD API read; not written: {listing}. The 'tfds' output format"
+      " keeps them.")]

@@ -24,6 +24,7 @@ from google.protobuf import text_format
 
 import helpers
 from image_folder_tfds import features
+from image_folder_tfds import inspection
 from image_folder_tfds.config import MyImagesConfig
 
 MODEL_GARDEN_DETECTION_SPEC = {
@@ -331,6 +332,20 @@ def test_area_defaults_to_the_box_in_pixels(tmp_path):
   p = tf.io.parse_single_example(s, MODEL_GARDEN_DETECTION_SPEC)
   np.testing.assert_allclose(dense(p, "image/object/area"), [16 * 20], rtol=1e-5)
   assert dense(p, "image/object/class/label").tolist() == [1]
+
+
+def test_fields_without_a_key_are_reported_not_dropped_silently(coco_mg):
+  root, _, builder = coco_mg
+  report = helpers.report(builder)
+  (warning,) = [p for p in report["problems"]
+                if "not written" in p["reason"]]
+  assert warning["kind"] == "warning"
+  assert "object id (4x)" in warning["reason"]
+  # inspect with the same options reports the same.
+  result = inspection.inspect_folder(
+      root, MyImagesConfig(name="mg", output_format="model_garden"))
+  assert [p.reason for p in result.report.problems] == [
+      p["reason"] for p in report["problems"]]
 
 
 def test_config_checks_the_output_format():
