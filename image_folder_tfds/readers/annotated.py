@@ -71,7 +71,7 @@ def resolve_image(name, bases: list[str], root: str) -> tuple[str, str]:
     if not os.path.isfile(real):
       raise PathError(f"image {name!r} ({path}) is not a regular file")
     return path, common.relative(path, root)
-  if escaped and not looked:
+  if escaped:  # Not found inside; the name points outside: refuse it.
     raise PathError(
         f"image {name!r} is outside the data folder {root} ({escaped[0]}):"
         " refused")

@@ -166,7 +166,7 @@ def _read_group(paths, file_split, root, options, categories, classes,
       try:
         ann = annotated.mapping(ann, item)
         if "id" in ann:
-          item = f"annotation {annotated.identifier(ann['id'], item + '.id')}"
+          item = f"object {annotated.identifier(ann['id'], item + '.id')}"
         iid = annotated.integer(ann.get("image_id"), "image_id")
       except annotated.FieldError as e:
         problems.append(annotated.annotation_problem(
