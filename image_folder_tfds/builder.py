@@ -19,6 +19,7 @@ from image_folder_tfds import release
 from image_folder_tfds import remote
 from image_folder_tfds import report as report_lib
 from image_folder_tfds import safety
+from image_folder_tfds import writing
 from image_folder_tfds.config import MyImagesConfig
 
 _HOMEPAGE = "https://pypi.org/project/image-folder-tfds/"
@@ -140,6 +141,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
           scan.records, scan.class_names)
     else:
       features.set_class_names(self.info.features, scan.class_names)
+    self._serializer = writing.Serializer.for_features(self.info.features)
     self._report = report_lib.BuildReport(
         root=str(root), layout=scan.layout, class_names=scan.class_names,
         options=config.options())
@@ -184,12 +186,18 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         continue
       written += 1
       self._class_counts[outcome.record.split][outcome.record.label] += 1
-      yield outcome.record.key, self._encode(outcome)
+      yield outcome.record.key, self._serialized(self._encode(outcome))
     if not written:
       # TFDS would fail with a bare "No examples were yielded".
       raise records.InputError(
           f"no images found for split {recs[0].split!r}: all {len(recs)}"
           f" file(s) were rejected; first: {rejected[0]}")
+
+  def _serialized(self, example: dict):
+    """TFDS's encode + serialize cost ~400 us an example: ours ~40 us."""
+    if self._serializer is None:
+      return example
+    return writing.Serialized(self._serializer.serialize(example))
 
   def _encode(self, outcome: pipeline.Outcome) -> dict:
     if self._encoder is not None:
@@ -198,7 +206,12 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     return features.to_example(outcome.record, outcome.image, outcome.objects)
 
   def _download_and_prepare(self, dl_manager, download_config):
-    super()._download_and_prepare(dl_manager, download_config)
+    # Our examples arrive serialized (`writing`); TFDS's shuffle buffer is
+    # capped so memory stays bounded at any size.
+    self._serializer = None
+    with writing.passthrough(self.info.features), \
+        writing.bounded_shuffle_memory():
+      super()._download_and_prepare(dl_manager, download_config)
     release.write_manifest(self.data_path, self.info)
     if self._encoder is not None:
       self.info.metadata.update(self._encoder.metadata())
@@ -213,7 +226,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self.info.metadata["problem_counts"] = self._report.to_dict()["problem_counts"]
     (self.data_path / report_lib.REPORT_FILE).write_text(
         self._report.to_json(counts))
-    print(self._report.summary(counts), file=sys.stderr)
+    print("\n" + self._report.summary(counts), file=sys.stderr)
     self._write_card(download_config, counts)
 
   def _write_card(self, download_config, counts) -> None:

@@ -1,0 +1,125 @@
+"""`writing`: our serialized examples are exactly TFDS's, memory is capped."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+import tensorflow_datasets as tfds
+
+from image_folder_tfds import MyImagesConfig
+from image_folder_tfds import features
+from image_folder_tfds import release
+from image_folder_tfds import writing
+from tensorflow_datasets.core import example_serializer
+
+import helpers
+
+
+def _tfds_bytes(fd, example) -> bytes:
+  ser = example_serializer.ExampleSerializer(fd.get_serialized_info())
+  return release.canonical_example(
+      ser.serialize_example(fd.encode_example(example)))
+
+
+def _example(objects):
+  return {
+      features.IMAGE: b"\xff\xd8 not checked here", features.FILE_NAME: "a/é.jpg",
+      features.ID: "7", features.HEIGHT: 30, features.WIDTH: 40,
+      features.LABEL: 1, features.LABEL_TEXT: "dog", features.LABEL_CONF: 0.25,
+      features.EXTRA: '{"k": 1}', features.OBJECTS: objects,
+  }
+
+
+def _object(label, keypoints, crowd=False):
+  return {
+      features.BBOX: tfds.features.BBox(ymin=0.1, xmin=0.2, ymax=0.5, xmax=1.0),
+      features.OBJ_LABEL: label, features.OBJ_TEXT: "dog",
+      features.OBJ_SCORE: -1.0, features.OBJ_CONF: 0.5, features.OBJ_AREA: 0.3,
+      features.OBJ_ID: "o1", features.OBJ_IS_CROWD: crowd,
+      features.KEYPOINTS: [
+          {features.KP_X: 0.1 * i, features.KP_Y: 0.05 * i, features.KP_V: i % 3,
+           features.KP_SCORE: -1.0} for i in range(keypoints)],
+  }
+
+
+@pytest.mark.parametrize("objects", [
+    [],
+    [_object(0, 0)],
+    [_object(1, 3), _object(-1, 0, crowd=True), _object(0, 17)],
+], ids=["no objects", "one object", "ragged keypoints"])
+def test_same_bytes_as_tfds(objects):
+  fd = features.features_dict(store_images=True)
+  features.set_class_names(fd, ["cat", "dog"])
+  serializer = writing.Serializer.for_features(fd)
+  assert serializer is not None
+  example = _example(objects)
+  assert serializer.serialize(example) == _tfds_bytes(fd, example)
+
+
+def test_tfds_checks_kept():
+  fd = features.features_dict(store_images=True)
+  features.set_class_names(fd, ["cat", "dog"])
+  serializer = writing.Serializer.for_features(fd)
+  with pytest.raises(ValueError, match="num_classes"):
+    serializer.serialize(_example([_object(2, 0)]))
+  bad = _object(0, 0)
+  bad[features.BBOX] = tfds.features.BBox(ymin=0.5, xmin=0.2, ymax=0.1, xmax=1.0)
+  with pytest.raises(ValueError, match="min <= max"):
+    serializer.serialize(_example([bad]))
+
+
+def test_unplanned_features_keep_tfds_path():
+  fd = tfds.features.FeaturesDict({"v": tfds.features.Video(shape=(None, 4, 4, 3))})
+  assert writing.Serializer.for_features(fd) is None
+
+
+def _shards(builder) -> dict[str, bytes]:
+  return {p.name: p.read_bytes()
+          for p in pathlib.Path(builder.data_path).glob("*.tfrecord*")}
+
+
+def _coco(root):
+  images = [{"id": i, "file_name": f"{i:03d}.jpg", "width": 40, "height": 30,
+             "seed": i} for i in range(1, 71)]
+  annotations = [
+      {"id": 100 + i, "image_id": i, "category_id": 1 + i % 2,
+       "bbox": [2.0, 3.0, 10.0 + i % 7, 8.0], "area": 50.0, "iscrowd": 0,
+       "num_keypoints": 2,
+       "keypoints": [5.0, 6.0, 2, 7.0, 8.0, 1] if i % 3 else [0, 0, 0, 9.0, 9.0, 2]}
+      for i in range(1, 71) for _ in range(i % 3)]
+  categories = [{"id": 1, "name": "cat", "keypoints": ["a", "b"]},
+                {"id": 2, "name": "dog", "keypoints": ["a", "b"]}]
+  helpers.write_coco(root, "train", images, annotations, categories)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_build_shards_identical_to_tfds_path(tmp_path, monkeypatch, workers):
+  """70 COCO images with boxes and keypoints: same shard bytes both ways."""
+  _coco(tmp_path / "in")
+  config = MyImagesConfig(name="w", num_workers=workers)
+  fast = helpers.build(tmp_path / "in", tmp_path / "fast", config=config)
+  monkeypatch.setattr(writing.Serializer, "for_features",
+                      classmethod(lambda cls, fd: None))
+  slow = helpers.build(tmp_path / "in", tmp_path / "slow", config=config)
+  a, b = _shards(fast), _shards(slow)
+  assert a and a.keys() == b.keys()
+  for name in a:
+    assert a[name] == b[name], name
+  assert sum(len(x) for x in helpers.read_all(fast).values()) > 0
+
+
+def test_shuffle_memory_capped_and_restored():
+  from tensorflow_datasets.core import shuffle
+  before = shuffle.MAX_MEM_BUFFER_SIZE
+  with writing.bounded_shuffle_memory(1 << 20):
+    assert shuffle.MAX_MEM_BUFFER_SIZE == 1 << 20
+  assert shuffle.MAX_MEM_BUFFER_SIZE == before
+
+
+def test_spilled_build_reads_back(tmp_path, monkeypatch):
+  """Above the cap, TFDS spills to bucket files: nothing is lost."""
+  monkeypatch.setattr(writing, "SHUFFLE_MEMORY", 1)
+  written = helpers.make_class_folders(tmp_path / "in", per_class=5)
+  builder = helpers.build(tmp_path / "in", tmp_path / "out")
+  assert set(helpers.read_all(builder)) == set(written)
