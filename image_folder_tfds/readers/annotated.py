@@ -137,6 +137,27 @@ def array(value, field: str) -> list:
   return value
 
 
+def declared_size(width, height, file: str, item: str, split: str,
+                  problems: list[records.Problem]) -> tuple[int, int] | None:
+  """(width, height) an annotation gives for its image, or None.
+
+  Only compared with the real size later, so a bad value is a warning.
+  """
+  if width is None and height is None:
+    return None
+  try:
+    size = (integer(width, "width"), integer(height, "height"))
+    if min(size) < 1:
+      raise FieldError(f"width and height must be positive, got {size}")
+  except FieldError as e:
+    problems.append(records.Problem(
+        file=file, item=item, split=split, kind="warning",
+        counts_as_input=False,
+        reason=f"{e}: the image size is not checked"))
+    return None
+  return size
+
+
 # --- Classes --------------------------------------------------------------------
 
 

@@ -227,14 +227,12 @@ def _read_group(paths, file_split, root, options, categories, classes,
       abs_path, rel = annotated.resolve_image(image.get("file_name"), bases,
                                               root)
       split = annotated.assign_split(file_split, rel, options)
-      size = None
-      if image.get("width") is not None and image.get("height") is not None:
-        size = (annotated.integer(image["width"], "width"),
-                annotated.integer(image["height"], "height"))
     except (annotated.FieldError, annotated.PathError) as e:
       problems.append(annotated.input_problem(
           path, str(e), split=split, item=f"image {iid}"))
       continue
+    size = annotated.declared_size(image.get("width"), image.get("height"),
+                                   path, f"image {iid}", split, problems)
     extra = {k: v for k, v in image.items()
              if k not in _IMAGE_FIELDS and k != "file"}
     recs.append(records.ImageRecord(

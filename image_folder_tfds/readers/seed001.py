@@ -162,10 +162,8 @@ def _record(entry, path, where, file_split, root, options, unknown, problems):
     split = annotated.assign_split(file_split, rel, options)
     image_id = (annotated.identifier(entry["id"], "id") if "id" in entry
                 else rel)
-    size = None
-    if "width" in entry or "height" in entry:
-      size = (_positive(entry.get("width"), "width"),
-              _positive(entry.get("height"), "height"))
+    size = annotated.declared_size(entry.get("width"), entry.get("height"),
+                                   path, where, split, problems)
     extra = _extra_text(entry.get("extra"))
     objects = _objects(entry.get("object"), path, where, rel, split, unknown,
                        problems)
@@ -188,13 +186,6 @@ def _record(entry, path, where, file_split, root, options, unknown, problems):
       else f"{path}[{where.split()[-1]}]",
       id=image_id, label=label, label_text=label_text, label_conf=label_conf,
       objects=objects, coords="normalized", extra=extra, size=size)
-
-
-def _positive(value, field):
-  value = annotated.integer(value, field)
-  if value < 1:
-    raise annotated.FieldError(f"{field} must be a positive integer, got {value}")
-  return value
 
 
 def _extra_text(extra) -> str:
