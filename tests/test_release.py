@@ -350,7 +350,12 @@ def test_tfds_build_cli_release_workflow_and_publish(tmp_path):
   verify = helpers.run([str(pathlib.Path(sys.executable).parent
                             / "image-folder-tfds"), "verify", str(published)])
   assert verify.returncode == 0, verify.stdout + verify.stderr
-  for with_import in (True, False):
-    loaded = load_fresh(pub, "my_images:1.1.0", with_import)
+  # TFDS's publish_data copies the version folder only, not
+  # `my_images/.config/metadata.json` (the default config's name): without
+  # the plugin, a published release is loaded with its config named.
+  for name, with_import in [("my_images:1.1.0", True),
+                            ("my_images/default:1.1.0", True),
+                            ("my_images/default:1.1.0", False)]:
+    loaded = load_fresh(pub, name, with_import)
     assert (loaded["n"], loaded["notes"]) == (12, {**NOTES_1, **NOTES_2})
-    assert load_fresh(out, "my_images:1.0.0", with_import)["n"] == 9
+  assert release.verify(out / "my_images" / "default" / "1.0.0") == []
