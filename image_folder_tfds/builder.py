@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import collections
+import functools
 import sys
 
 import tensorflow_datasets as tfds
 
 from image_folder_tfds import card as card_lib
+from image_folder_tfds import beam as beam_lib
 from image_folder_tfds import features
 from image_folder_tfds import images
 from image_folder_tfds import label_map
@@ -159,18 +161,31 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     by_split = collections.defaultdict(list)
     for r in scan.records:
       by_split[r.split].append(r)
+    if getattr(self, "_beam", False):  # `--beam_pipeline_options`: workers report back (beam.py).
+      self._sent = {split: len(recs) for split, recs in by_split.items()}
+      encode = functools.partial(_encode_outcome, self._encoder)
+      return {
+          split: beam_lib.split_transform(
+              recs, self.data_path / beam_lib.WORK_DIR, self._image_options(),
+              encode, config.strict)
+          for split, recs in sorted(by_split.items())
+      }
     return {
         split: self._generate_examples(recs)
         for split, recs in sorted(by_split.items())
     }
 
-  def _generate_examples(self, recs: list[records.ImageRecord]):
+  def _image_options(self) -> images.ImageOptions:
     config: MyImagesConfig = self.builder_config
-    options = images.ImageOptions(
+    return images.ImageOptions(
         max_side=config.max_side,
         max_image_pixels=config.max_image_pixels,
         keep_bytes=config.store_images,
     )
+
+  def _generate_examples(self, recs: list[records.ImageRecord]):
+    config: MyImagesConfig = self.builder_config
+    options = self._image_options()
     workers = config.num_workers
     if len(recs) < 64:  # Starting processes costs more than it saves.
       workers = 0
@@ -200,18 +215,18 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     return writing.Serialized(self._serializer.serialize(example))
 
   def _encode(self, outcome: pipeline.Outcome) -> dict:
-    if self._encoder is not None:
-      return self._encoder.encode(
-          outcome.record, outcome.image, outcome.objects)
-    return features.to_example(outcome.record, outcome.image, outcome.objects)
+    return _encode_outcome(self._encoder, outcome)
 
   def _download_and_prepare(self, dl_manager, download_config):
     # Our examples arrive serialized (`writing`); TFDS's shuffle buffer is
     # capped so memory stays bounded at any size.
     self._serializer = None
+    self._beam = beam_lib.uses_beam(download_config)
     with writing.passthrough(self.info.features), \
         writing.bounded_shuffle_memory():
       super()._download_and_prepare(dl_manager, download_config)
+    if self._beam:
+      self._add_beam_outcomes()
     release.write_manifest(self.data_path, self.info)
     if self._encoder is not None:
       self.info.metadata.update(self._encoder.metadata())
@@ -228,6 +243,15 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         self._report.to_json(counts))
     print("\n" + self._report.summary(counts), file=sys.stderr)
     self._write_card(download_config, counts)
+
+  def _add_beam_outcomes(self) -> None:
+    """Problems and counts that Beam's workers sent back (beam.py)."""
+    outcomes = beam_lib.read_outcomes(self.data_path / beam_lib.WORK_DIR)
+    beam_lib.check_outcomes(self._sent, outcomes)
+    for p in outcomes.problems:
+      self._report.add(p)
+    for split, labels in outcomes.labels.items():
+      self._class_counts[split].update(labels)
 
   def _write_card(self, download_config, counts) -> None:
     """Release notes into the info; the card, also the TFDS description."""
@@ -246,6 +270,13 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         report_summary=self._report.summary(counts))
     (self.data_path / card_lib.CARD_FILE).write_text(text)
     self.info.as_proto.description = text
+
+
+def _encode_outcome(encoder, outcome: pipeline.Outcome) -> dict:
+  """The example dict of a checked image (module level: Beam pickles it)."""
+  if encoder is not None:
+    return encoder.encode(outcome.record, outcome.image, outcome.objects)
+  return features.to_example(outcome.record, outcome.image, outcome.objects)
 
 
 def _check_strict(problem: records.Problem) -> None:

@@ -1,0 +1,156 @@
+"""The Apache Beam path: same examples as the plain path, every input counted.
+
+Used when `tfds build ... --beam_pipeline_options=...` is given (DirectRunner
+multi_processing on one machine; Dataflow, Flink or Spark beyond it). Records
+are written in chunk files next to the build (not embedded in the pipeline
+graph, which Dataflow caps at 10 MB), each worker checks images with
+`pipeline.process` (the same checks as the plain path) and yields the same
+(key, example) pairs, which TFDS's `BeamWriter` shuffles and writes.
+
+What each worker found comes back as a side output, one JSON line per input,
+written to `beam_outcomes/` in the build folder and read by the builder after
+the pipeline: problems go to the build report and the number of inputs the
+workers saw is checked, so `report.reconcile` still holds: inputs found =
+examples TFDS wrote + inputs rejected. An engine that drops examples (see
+`docs/benchmark.md`, "Beam") fails the build loudly instead of shipping a
+dataset with examples missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pickle
+from collections.abc import Callable, Iterable
+
+from etils import epath
+
+from image_folder_tfds import images as images_lib
+from image_folder_tfds import pipeline
+from image_folder_tfds import records
+
+WORK_DIR = "beam_work"  # Inside the (incomplete) dataset folder; removed after.
+RECORDS_PER_FILE = 1000
+_OUTCOMES = "outcomes"
+
+
+def uses_beam(download_config) -> bool:
+  """True when the user asked for Beam (`--beam_pipeline_options` or a runner)."""
+  return bool(download_config and (
+      download_config.beam_options is not None
+      or download_config.beam_runner is not None))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Check:
+  """Checks one record; the example goes on, a line per input to the side."""
+
+  options: images_lib.ImageOptions
+  encode: Callable[[pipeline.Outcome], dict]
+  strict: bool
+
+  def __call__(self, record: records.ImageRecord):
+    import apache_beam as beam  # pylint: disable=g-import-not-at-top
+    outcome = pipeline.process(record, self.options)
+    if self.strict:
+      for p in outcome.problems:
+        if p.kind in ("rejected", "changed"):
+          raise records.BadInputError(p)
+    yield beam.pvalue.TaggedOutput(_OUTCOMES, json.dumps({
+        "split": record.split,
+        "label": record.label,
+        "written": outcome.image is not None,
+        "problems": [dataclasses.asdict(p) for p in outcome.problems],
+    }))
+    if outcome.image is not None:
+      yield record.key, self.encode(outcome)
+
+
+def _load_chunk(path: str) -> list[records.ImageRecord]:
+  return pickle.loads(epath.Path(path).read_bytes())
+
+
+def split_transform(
+    recs: list[records.ImageRecord],
+    work_dir: epath.Path,
+    options: images_lib.ImageOptions,
+    encode: Callable[[pipeline.Outcome], dict],
+    strict: bool,
+):
+  """A PTransform yielding (key, example) for `recs` (one split)."""
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+
+  split = recs[0].split
+  folder = work_dir / split
+  folder.mkdir(parents=True, exist_ok=True)
+  paths = []
+  for i in range(0, len(recs), RECORDS_PER_FILE):
+    path = folder / f"records-{i // RECORDS_PER_FILE:05d}.pkl"
+    path.write_bytes(pickle.dumps(recs[i:i + RECORDS_PER_FILE]))
+    paths.append(str(path))
+  check = _Check(options, encode, strict)
+  outcomes_prefix = str(folder / _OUTCOMES)
+
+  @beam.ptransform_fn
+  def _examples(root):
+    out = (
+        root
+        | "RecordFiles" >> beam.Create(paths)
+        | "ReadRecords" >> beam.FlatMap(_load_chunk)
+        | "Spread" >> beam.Reshuffle()
+        | "Check" >> beam.FlatMap(check).with_outputs(_OUTCOMES, main="examples")
+    )
+    _ = out[_OUTCOMES] | "WriteOutcomes" >> beam.io.WriteToText(
+        outcomes_prefix, file_name_suffix=".jsonl")
+    return out.examples
+
+  return _examples()  # pylint: disable=no-value-for-parameter
+
+
+@dataclasses.dataclass
+class Outcomes:
+  """What the Beam workers reported, summed over every split."""
+
+  checked: dict[str, int]
+  written: dict[str, int]
+  labels: dict[str, dict[int, int]]
+  problems: list[records.Problem]
+
+
+def read_outcomes(work_dir: epath.Path) -> Outcomes:
+  """Reads the side outputs of every split, then removes the work folder."""
+  checked: dict[str, int] = {}
+  written: dict[str, int] = {}
+  labels: dict[str, dict[int, int]] = {}
+  problems = []
+  for path in sorted(work_dir.glob(f"*/{_OUTCOMES}*.jsonl")):
+    for line in _lines(path):
+      o = json.loads(line)
+      split = o["split"]
+      checked[split] = checked.get(split, 0) + 1
+      if o["written"]:
+        written[split] = written.get(split, 0) + 1
+        counts = labels.setdefault(split, {})
+        counts[o["label"]] = counts.get(o["label"], 0) + 1
+      problems.extend(records.Problem(**p) for p in o["problems"])
+  work_dir.rmtree(missing_ok=True)
+  return Outcomes(checked, written, labels, problems)
+
+
+def _lines(path: epath.Path) -> Iterable[str]:
+  return (line for line in path.read_text().splitlines() if line.strip())
+
+
+def check_outcomes(found_records: dict[str, int], outcomes: Outcomes) -> None:
+  """Every record reached a worker and came back, exactly once."""
+  errors = [
+      f"split {split!r}: {n} records sent to Beam, {outcomes.checked.get(split, 0)}"
+      " came back from its workers"
+      for split, n in sorted(found_records.items())
+      if outcomes.checked.get(split, 0) != n
+  ]
+  if errors:
+    from image_folder_tfds import report  # pylint: disable=g-import-not-at-top
+    raise report.CountMismatchError(
+        "the Beam pipeline lost or duplicated inputs, so the build is not"
+        " kept: " + "; ".join(errors))

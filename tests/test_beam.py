@@ -1,0 +1,112 @@
+"""The Beam path: same examples as the plain path, and no example lost quietly."""
+
+from __future__ import annotations
+
+import pathlib
+
+import apache_beam as beam
+import pytest
+
+from image_folder_tfds import beam as beam_lib
+from image_folder_tfds import report as report_lib
+
+import helpers
+
+_IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+
+
+def _data(root) -> dict[str, bytes]:
+  written = helpers.make_class_folders(root, per_class=6)
+  (pathlib.Path(root) / "cat" / "broken.jpg").write_bytes(
+      helpers.encode(helpers.photo(99))[:300])  # Truncated: rejected.
+  helpers.write_image(pathlib.Path(root) / "dog" / "really_png.jpg", seed=7,
+                      fmt="PNG")
+  return written
+
+
+def _beam_build(manual_dir, data_dir, flags=_IN_MEMORY, **kwargs):
+  return helpers.build(
+      manual_dir, data_dir,
+      beam_options=beam.options.pipeline_options.PipelineOptions(flags),
+      **kwargs)
+
+
+def _comparable(examples: dict) -> dict:
+  out = {}
+  for name, ex in examples.items():
+    out[name] = {k: (v.tolist() if hasattr(v, "tolist") else v)
+                 for k, v in ex.items() if k != "objects"}
+  return out
+
+
+def _shards(builder) -> dict[str, bytes]:
+  return {p.name: p.read_bytes()
+          for p in pathlib.Path(builder.data_path).glob("*.tfrecord*")}
+
+
+def test_same_examples_as_plain_path(tmp_path):
+  _data(tmp_path / "in")
+  plain = helpers.build(tmp_path / "in", tmp_path / "plain")
+  with_beam = _beam_build(tmp_path / "in", tmp_path / "beam")
+  a, b = helpers.read_all(plain), helpers.read_all(with_beam)
+  assert len(a) == 13
+  assert _comparable(a) == _comparable(b)
+  # Same shuffle (TFDS hashes the same keys) and canonical serialization:
+  # the very same shard files.
+  assert _shards(plain) == _shards(with_beam)
+  ra, rb = helpers.report(plain), helpers.report(with_beam)
+  assert ra["counts"] == rb["counts"]
+  assert sorted((p["file"], p["reason"]) for p in ra["problems"]) == sorted(
+      (p["file"], p["reason"]) for p in rb["problems"])
+  assert any("broken.jpg" in p["file"] for p in rb["problems"])
+  # The workers' side outputs are read and removed.
+  assert not (pathlib.Path(with_beam.data_path) / beam_lib.WORK_DIR).exists()
+
+
+def _drop(key_part, keep_outcome):
+  """A `_Check.__call__` that loses the record whose key has `key_part`."""
+  original = beam_lib._Check.__call__  # pylint: disable=protected-access
+
+  def call(self, record):
+    for item in original(self, record):
+      if key_part in record.key:
+        if isinstance(item, beam.pvalue.TaggedOutput) and keep_outcome:
+          yield item
+        continue
+      yield item
+  return call
+
+
+def test_lost_record_fails_the_build(tmp_path, monkeypatch):
+  """A record that never comes back from a worker: the build fails."""
+  _data(tmp_path / "in")
+  monkeypatch.setattr(beam_lib._Check, "__call__", _drop("cat_1", False))
+  with pytest.raises(report_lib.CountMismatchError, match="lost or duplicated"):
+    _beam_build(tmp_path / "in", tmp_path / "beam")
+  assert not list((tmp_path / "beam").glob("my_images/*/*/dataset_info.json"))
+
+
+def test_lost_example_fails_the_build(tmp_path, monkeypatch):
+  """An example checked but not written by TFDS: reconcile fails the build."""
+  _data(tmp_path / "in")
+  monkeypatch.setattr(beam_lib._Check, "__call__", _drop("cat_1", True))
+  with pytest.raises(report_lib.CountMismatchError, match="lost track"):
+    _beam_build(tmp_path / "in", tmp_path / "beam")
+
+
+@pytest.mark.slow
+def test_cli_multi_processing_same_as_plain(tmp_path):
+  """`tfds build --beam_pipeline_options=...` with 2 worker processes."""
+  _data(tmp_path / "in")
+  plain = helpers.build(tmp_path / "in", tmp_path / "plain")
+  result = helpers.run(helpers.tfds_cli() + [
+      "build", "my_images", "--imports", "image_folder_tfds",
+      "--manual_dir", str(tmp_path / "in"), "--data_dir", str(tmp_path / "mp"),
+      "--beam_pipeline_options="
+      "direct_running_mode=multi_processing,direct_num_workers=2"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  mp = tfds.builder("my_images", data_dir=str(tmp_path / "mp"))
+  assert _comparable(helpers.read_all(plain)) == _comparable(
+      helpers.read_all(mp))
+  assert helpers.report(mp)["counts"] == helpers.report(plain)["counts"]
