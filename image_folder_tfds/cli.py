@@ -218,6 +218,10 @@ def _show(args) -> int:
     raise CommandError("--num must be >= 1, --skip >= 0, --tile >= 16",
                        EXIT_USAGE)
   builder = load_builder(args.dataset)
+  if "image_path" in builder.info.features:
+    raise CommandError(
+        f"{args.dataset}: built with store_images=False (image paths only):"
+        " there are no images to draw")
   split = _pick_split(builder, args.split)
   names = dataset_class_names(builder)
   metadata = builder.info.metadata or {}

@@ -129,6 +129,12 @@ def test_show_class_folders_and_bad_arguments(tmp_path, capsys):
   assert "no split 'nope'" in capsys.readouterr().err
   assert cli.main(["show", str(tmp_path / "missing"), "-o", str(out)]) == (
       cli.EXIT_INPUT)
+  paths_only = helpers.build(
+      tmp_path / "in", tmp_path / "out",
+      config=MyImagesConfig(name="paths", store_images=False))
+  assert cli.main(["show", str(paths_only.data_path), "-o", str(out)]) == (
+      cli.EXIT_INPUT)
+  assert "no images to draw" in capsys.readouterr().err
   assert cli.main(["show", str(builder.data_path), "--skeleton",
                    str(tmp_path / "in" / "cat" / "cat_0.jpg"), "-o",
                    str(out)]) == cli.EXIT_INPUT
