@@ -621,3 +621,19 @@ def test_large_annotation_files_are_streamed(tmp_path):
     assert size >= 4 * os.path.getsize(small_path) - 100
     assert peaks[1] < peaks[0] * 1.25 + 65_536, (kind, peaks)
     assert peaks[1] < size / 4, (kind, peaks, size)
+
+
+def test_class_names_from_data_do_not_depend_on_order():
+  """Index 1 seen first without a name, later with one: the name is used."""
+  import itertools
+  pairs = [(1, None), (1, "c1"), (0, "c0"), (None, "zebra"), (None, "ant"),
+           (3, None)]
+  for order in itertools.permutations(pairs):
+    classes = annotated.Classes()
+    for index, name in order:
+      classes.observe(index, name)
+    assert classes.finish() == ["c0", "c1", "2", "3", "ant", "zebra"]
+    assert classes.resolve(1, None, "label") == (1, "c1")
+    assert classes.resolve(None, "ant", "label") == (4, "ant")
+    with pytest.raises(annotated.FieldError, match="but the name given"):
+      classes.resolve(0, "c1", "label")

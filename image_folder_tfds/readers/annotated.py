@@ -12,9 +12,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import re
+import stat
 
 from image_folder_tfds import records
 from image_folder_tfds import splits as splits_lib
@@ -33,7 +35,18 @@ class PathError(ValueError):
 
 
 def _inside(path: str, folder: str) -> bool:
-  return os.path.commonpath([path, folder]) == folder
+  return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+@functools.lru_cache(maxsize=4096)
+def _real_folder(folder: str) -> str:
+  """`os.path.realpath` of a folder, cached: images share a few folders."""
+  return os.path.realpath(folder)
+
+
+def start_scan() -> None:
+  """Forgets cached folder links (they may have changed since the last scan)."""
+  _real_folder.cache_clear()
 
 
 def resolve_image(name, bases: list[str], root: str) -> tuple[str, str]:
@@ -42,35 +55,41 @@ def resolve_image(name, bases: list[str], root: str) -> tuple[str, str]:
   A relative `name` is looked up in each folder of `bases` in turn; the first
   existing file wins. An absolute `name` is used as it is. Raises `PathError`
   when the name leaves `root` (directly, with `..`, or through a symbolic
-  link), or when no candidate exists.
+  link), or when no candidate exists inside `root`.
   """
   if not isinstance(name, str) or not name.strip():
     raise PathError(f"image file name must be a non-empty string, got {name!r}")
   if "\x00" in name:
     raise PathError(f"image file name {name!r} contains a NUL character")
   root = os.path.abspath(root)
-  real_root = os.path.realpath(root)
+  real_root = _real_folder(root)
   native = name.replace("/", os.sep)
   candidates = [native] if os.path.isabs(native) else [
       os.path.join(b, native) for b in bases]
   escaped = []
   looked = []
   for candidate in candidates:
-    path = os.path.normpath(os.path.abspath(candidate))
+    path = os.path.normpath(os.path.join(root, candidate))
     if not _inside(path, root):
       escaped.append(path)
       continue
     looked.append(path)
-    if not os.path.lexists(path):
+    try:
+      st = os.lstat(path)
+    except OSError:
       continue
-    real = os.path.realpath(path)
+    if stat.S_ISLNK(st.st_mode):
+      real = os.path.realpath(path)
+    else:  # Only the folders can be links: their real path is cached.
+      real = os.path.join(_real_folder(os.path.dirname(path)),
+                          os.path.basename(path))
     if not _inside(real, real_root):
       raise PathError(
           f"image {name!r} is a symbolic link to {real}, outside the data"
           f" folder {root}: refused")
     if not os.path.isfile(real):
       raise PathError(f"image {name!r} ({path}) is not a regular file")
-    return path, common.relative(path, root)
+    return path, path[len(root):].lstrip(os.sep).replace(os.sep, "/")
   if escaped:  # Not found inside; the name points outside: refuse it.
     raise PathError(
         f"image {name!r} is outside the data folder {root} ({escaped[0]}):"
@@ -191,10 +210,8 @@ class Classes:
     if self.fixed is not None:
       return
     if index is not None:
-      if name is not None and index not in self._by_index:
+      if self._by_index.get(index) is None:  # The first name given wins.
         self._by_index[index] = name
-      else:
-        self._by_index.setdefault(index, None)
     elif name is not None:
       self._names_only.add(name)
 

@@ -73,6 +73,7 @@ def _image_folder(path: str) -> str:
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
+  annotated.start_scan()
   root = os.path.abspath(root)
   files = find_files(root, options)
   if not files:

@@ -83,6 +83,7 @@ def first_key(path: str) -> str | None:
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
+  annotated.start_scan()
   root = os.path.abspath(root)
   files = find_files(root, options)
   if not files:

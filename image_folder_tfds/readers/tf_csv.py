@@ -57,6 +57,7 @@ def has_header(path: str) -> bool:
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
+  annotated.start_scan()
   root = os.path.abspath(root)
   files = find_files(root, options)
   if not files:

@@ -61,6 +61,7 @@ def _split_lists(root: str, problems) -> dict[str, list[str]] | None:
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
+  annotated.start_scan()
   root = os.path.abspath(root)
   ann_dir = os.path.join(root, "Annotations")
   if not os.path.isdir(ann_dir):
