@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import tensorflow_datasets as tfds
@@ -124,6 +125,49 @@ def test_segmentation_not_stored_is_reported(built):
                   kind="warning")
   assert not ah.problems(report, "rejected")
   assert not ah.problems(report, "changed")
+
+
+LOAD = """
+import json, sys
+import tensorflow_datasets as tfds
+ds = tfds.load("my_images", split="all", data_dir=sys.argv[1])
+out = {}
+for ex in tfds.as_numpy(ds):
+  o = ex["objects"]
+  out[ex["file_name"].decode()] = {
+      "ids": [i.decode() for i in o["id"]], "bbox": o["bbox"].tolist(),
+      "label": o["label"].tolist(), "kp_x": o["keypoints"]["x"].to_list(),
+      "kp_v": o["keypoints"]["v"].to_list()}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_tfds_build_command_then_load_in_fresh_process(tmp_path):
+  """The same `tfds build` command as for class folders; `tfds.load` in a
+  process that never imports the plugin gives every box back."""
+  out = helpers.run(helpers.tfds_cli() + [
+      "build", "my_images", "--imports", "image_folder_tfds",
+      "--manual_dir", str(ROOT), "--data_dir", str(tmp_path)])
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "coco: annotations/instances_train2017.json" in out.stderr
+  loaded = helpers.run([sys.executable, "-c", LOAD, str(tmp_path)])
+  assert loaded.returncode == 0, loaded.stderr[-3000:]
+  got = json.loads(loaded.stdout.strip().splitlines()[-1])
+  _, expected = _expected()
+  assert sorted(got) == sorted(expected)
+  for rel, (_, _, objs) in expected.items():
+    by_id = dict(zip(got[rel]["ids"], range(len(got[rel]["ids"]))))
+    assert sorted(by_id) == sorted(objs)
+    for ann_id, want in objs.items():
+      i = by_id[ann_id]
+      xmin, ymin, xmax, ymax = want["box"]
+      assert got[rel]["bbox"][i] == pytest.approx([ymin, xmin, ymax, xmax],
+                                                  abs=ah.TOL)
+      assert got[rel]["label"][i] == want["label"]
+      assert got[rel]["kp_x"][i] == pytest.approx(
+          [k[0] for k in want["keypoints"]], abs=ah.TOL)
+      assert got[rel]["kp_v"][i] == [k[2] for k in want["keypoints"]]
 
 
 class CocoBuilderTest(tfds.testing.DatasetBuilderTestCase):
