@@ -154,3 +154,41 @@ def check_outcomes(found_records: dict[str, int], outcomes: Outcomes) -> None:
     raise report.CountMismatchError(
         "the Beam pipeline lost or duplicated inputs, so the build is not"
         " kept: " + "; ".join(errors))
+
+
+def count_shard_records(path: epath.Path) -> int:
+  """Records actually in a shard file (TFRecord framing or ArrayRecord index)."""
+  if ".array_record-" in path.name:
+    from array_record.python import array_record_module  # pylint: disable=g-import-not-at-top
+    reader = array_record_module.ArrayRecordReader(str(path))
+    try:
+      return reader.num_records()
+    finally:
+      reader.close()
+  from image_folder_tfds import release  # pylint: disable=g-import-not-at-top
+  return release.count_tfrecords(path)
+
+
+def check_shards(data_path: epath.Path, splits) -> None:
+  """The shard files hold the records TFDS's split info says they hold.
+
+  TFDS's `BeamWriter` takes shard lengths from what its workers report, not
+  from the files; a shard written twice or lost on the way would pass
+  unnoticed. Counting the files' own records closes that gap.
+  """
+  errors = []
+  for name, split in sorted(splits.items()):
+    for file_name, expected in zip(split.filenames, split.shard_lengths):
+      path = epath.Path(data_path) / file_name
+      if not path.exists():
+        errors.append(f"{path}: shard missing ({expected} records expected)")
+        continue
+      actual = count_shard_records(path)
+      if actual != expected:
+        errors.append(f"{path}: {actual} records, split {name!r} info says"
+                      f" {expected}")
+  if errors:
+    from image_folder_tfds import report  # pylint: disable=g-import-not-at-top
+    raise report.CountMismatchError(
+        "shard files do not hold the examples the build counted, so the build"
+        " is not kept: " + "; ".join(errors))

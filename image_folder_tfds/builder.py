@@ -248,6 +248,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     """Problems and counts that Beam's workers sent back (beam.py)."""
     outcomes = beam_lib.read_outcomes(self.data_path / beam_lib.WORK_DIR)
     beam_lib.check_outcomes(self._sent, outcomes)
+    beam_lib.check_shards(self.data_path, self.info.splits)
     for p in outcomes.problems:
       self._report.add(p)
     for split, labels in outcomes.labels.items():
