@@ -134,14 +134,14 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
 
 def _read_group(paths, file_split, root, options, categories, classes,
                 problems):
-  images: dict[int, dict] = {}  # image id -> image fields + "file".
-  order: list[int] = []
+  images: dict[str, dict] = {}  # image id -> image fields + "file".
+  order: list[str] = []
   for path in paths:
     for n, image in enumerate(_items(path, "images")):
       where = f"images[{n}]"
       try:
         image = annotated.mapping(image, where)
-        iid = annotated.integer(image.get("id"), f"{where}.id")
+        iid = annotated.identifier(image.get("id"), f"{where}.id")
       except annotated.FieldError as e:
         problems.append(annotated.input_problem(
             path, str(e), split=file_split or "", item=where))
@@ -157,7 +157,7 @@ def _read_group(paths, file_split, root, options, categories, classes,
       images[iid] = dict(image, file=path)
       order.append(iid)
 
-  objects: dict[int, dict[str, records.ObjectRecord]] = (
+  objects: dict[str, dict[str, records.ObjectRecord]] = (
       collections.defaultdict(dict))
   unknown_fields: dict[str, set] = collections.defaultdict(set)
   segmentations = collections.Counter()
@@ -168,7 +168,7 @@ def _read_group(paths, file_split, root, options, categories, classes,
         ann = annotated.mapping(ann, item)
         if "id" in ann:
           item = f"object {annotated.identifier(ann['id'], item + '.id')}"
-        iid = annotated.integer(ann.get("image_id"), "image_id")
+        iid = annotated.identifier(ann.get("image_id"), "image_id")
       except annotated.FieldError as e:
         problems.append(annotated.annotation_problem(
             path, f"{e}: annotation not used", split=file_split or "",
