@@ -637,3 +637,49 @@ def test_class_names_from_data_do_not_depend_on_order():
     assert classes.resolve(None, "ant", "label") == (4, "ant")
     with pytest.raises(annotated.FieldError, match="but the name given"):
       classes.resolve(0, "c1", "label")
+
+
+def test_voc_without_imagesets_uses_hash_splits(tmp_path):
+  root = tmp_path / "data"
+  (root / "Annotations").mkdir(parents=True)
+  stems = [f"img{i}" for i in range(12)]
+  for i, stem in enumerate(stems):
+    helpers.write_image(root / "JPEGImages" / f"{stem}.jpg", seed=i)
+    (root / "Annotations" / f"{stem}.xml").write_text(
+        f"<annotation><filename>{stem}.jpg</filename>"
+        f"{_voc_object('dog', (1, 2, 30, 25))}</annotation>")
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  assert scan.layout.startswith("voc")
+  assert {r.key: r.split for r in scan.records} == {
+      f"JPEGImages/{s}.jpg": splits.assign_split(f"JPEGImages/{s}.jpg",
+                                                 OPTIONS.split_fractions)
+      for s in stems}
+
+
+def test_coco_string_image_ids_and_other_file_names(tmp_path):
+  root = tmp_path / "data"
+  helpers.write_image(root / "pics" / "a.jpg")
+  ah.write_json(root / "export.json", {
+      "categories": [{"id": 1, "name": "x"}],
+      "images": [{"id": "img-a", "file_name": "pics/a.jpg"}],
+      "annotations": [{"id": "ann-1", "image_id": "img-a", "category_id": 1,
+                       "bbox": [1, 2, 3, 4]}]})
+  options = readers.ReadOptions(split_fractions={"train": 1.0},
+                                annotations="export.json")
+  (rec,) = readers.scan(str(root), "auto", options).records
+  assert (rec.key, rec.id, rec.split) == ("pics/a.jpg", "img-a", "train")
+  assert [(o.id, o.box) for o in rec.objects] == [("ann-1", (1, 2, 4, 6))]
+
+
+def test_unknown_seed001_fields_are_reported(tmp_path):
+  root = tmp_path / "data"
+  helpers.write_image(root / "a.jpg")
+  ah.write_json(root / "train.json", [
+      {"filename": "a.jpg", "encoded": "AAAA", "colour": "red",
+       "object": {"bbox": {"xmin": [0.1], "ymin": [0.1], "xmax": [0.2],
+                           "ymax": [0.2], "angle": [3]}}}])
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  (warning,) = [p for p in scan.problems if p.kind == "warning"]
+  assert warning.reason.endswith(
+      "not stored: colour, encoded, object.bbox.angle")
+  assert len(scan.records[0].objects) == 1
