@@ -1,9 +1,9 @@
 """Deterministic synthetic input for the benchmark.
 
 `make_dataset(root, n)` writes `n` photo-like 256 px images into class folders
-(`root/folders/<class>/<class>_<i>.jpg`), a fraction of them PNG, plus a COCO
-file (`root/coco/annotations.json`) and a seed-001 JSON list
-(`root/seed001/annotations.json`) over the same images, with one box each.
+(`root/folders/<class>/<class>_<i>.jpg`), a fraction of them PNG, plus COCO
+(`root/coco/`) and seed-001 (`root/seed001/`) data folders over the same
+images, with one box each.
 
 Encoding 50k JPEGs one by one would take longer than the builds we time, so a
 pool of distinct encoded images is made once and every file is a pool image
@@ -112,7 +112,13 @@ def _box(i: int) -> list[float]:
 
 
 def _write_annotations(root: str, names) -> None:
-  """COCO and seed-001 files over the class-folder images (one box each)."""
+  """COCO and seed-001 data over the class-folder images (one box each).
+
+  `root/coco/annotations/instances_train2017.json` + `root/coco/train2017/`,
+  and `root/seed001/annotations.json` + `root/seed001/images/`: the images are
+  hard links to the class-folder files (no copy; symlinks leaving a data
+  folder are refused by the readers).
+  """
   folders = os.path.join(root, "folders")
   coco = {"images": [], "annotations": [],
           "categories": [{"id": k + 1, "name": c} for k, c in enumerate(CLASSES)]}
@@ -126,21 +132,27 @@ def _write_annotations(root: str, names) -> None:
                                 "category_id": k + 1, "bbox": [x, y, w, h],
                                 "area": w * h, "iscrowd": 0})
     seed.append({
-        "filename": os.path.join(folders, rel), "id": str(i),
+        "filename": f"images/{rel}", "id": str(i),
         "class": {"label": k, "text": cls},
         "object": {"count": 1, "area": [w * h / SIDE / SIDE], "id": [str(i)],
                    "bbox": {"xmin": [x / SIDE], "ymin": [y / SIDE],
                             "xmax": [(x + w) / SIDE], "ymax": [(y + h) / SIDE],
                             "label": [k], "text": [cls]}},
     })
-  for name, content in (("coco", coco), ("seed001", seed)):
-    os.makedirs(os.path.join(root, name), exist_ok=True)
-    with open(os.path.join(root, name, "annotations.json"), "w") as f:
-      json.dump(content, f)
-  # COCO's file_name is relative to its image folder: point it at the images.
-  link = os.path.join(root, "coco", "images")
-  if not os.path.lexists(link):
-    os.symlink(os.path.relpath(folders, os.path.join(root, "coco")), link)
+  for image_dir in (os.path.join(root, "coco", "train2017"),
+                    os.path.join(root, "seed001", "images")):
+    for cls in CLASSES:
+      os.makedirs(os.path.join(image_dir, cls), exist_ok=True)
+    for _, rel in names:
+      target = os.path.join(image_dir, rel)
+      if not os.path.exists(target):
+        os.link(os.path.join(folders, rel), target)
+  os.makedirs(os.path.join(root, "coco", "annotations"), exist_ok=True)
+  with open(os.path.join(root, "coco", "annotations",
+                         "instances_train2017.json"), "w") as f:
+    json.dump(coco, f)
+  with open(os.path.join(root, "seed001", "annotations.json"), "w") as f:
+    json.dump(seed, f)
 
 
 def make_placeholders(root: str, n: int, per_dir: int = 1000) -> str:

@@ -156,6 +156,12 @@ def _contenders(d: dict, out_root: str, names: list[str]) -> dict:
                             "image_folder_tfds", "--manual_dir", d["folders"],
                             "--data_dir", dest, "--file_format=array_record"],
                            dest)
+  for layout in ("coco", "seed001"):
+    if layout in names:
+      dest = os.path.join(out_root, layout)
+      out[layout] = ([TFDS, "build", "my_images", "--imports",
+                      "image_folder_tfds", "--manual_dir", d[layout],
+                      "--data_dir", dest], dest)
   if "beam" in names:
     dest = os.path.join(out_root, "beam")
     out["beam"] = ([TFDS, "build", "my_images", "--imports",
@@ -194,7 +200,7 @@ def bench_builds(d: dict, names: list[str], repeats: int, work: str) -> dict:
       cmd, dest = contenders[name]
       _clear(dest)
       m = measure(cmd)
-      if name in ("my_images", "beam", "array_record"):
+      if name in ("my_images", "beam", "array_record", "coco", "seed001"):
         m["written"] = _written(m["stderr"])
         if m["written"] != d["images"]:
           raise RuntimeError(
@@ -354,7 +360,8 @@ def main(argv=None) -> dict:
                  help="comma-separated numbers of images")
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--contenders", default="copy,plain,my_images",
-                 help="any of copy,plain,my_images,array_record,beam")
+                 help="any of copy,plain,my_images,array_record,coco,seed001,"
+                 "beam")
   p.add_argument("--beam-sizes", default="",
                  help="sizes at which to time a Beam DirectRunner build once")
   p.add_argument("--scan-files", type=int, default=1_000_000,
