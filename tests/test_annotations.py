@@ -683,3 +683,13 @@ def test_unknown_seed001_fields_are_reported(tmp_path):
   assert warning.reason.endswith(
       "not stored: colour, encoded, object.bbox.angle")
   assert len(scan.records[0].objects) == 1
+
+
+def test_json_list_with_nan_stops_naming_file_and_position(tmp_path):
+  root = tmp_path / "data"
+  helpers.write_image(root / "a.jpg")
+  (root / "train.json").write_text(
+      '[{"filename": "a.jpg"}, {"filename": "a.jpg", "object": {"area": [NaN]}}]')
+  with pytest.raises(records.InputError,
+                     match=r"train.json: not valid JSON \(after 1 entries\)"):
+    readers.scan(str(root), "auto", OPTIONS)
