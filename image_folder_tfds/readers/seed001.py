@@ -124,11 +124,11 @@ def iter_entries(path: str, split: str, problems: list[records.Problem]):
     head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
   if head.startswith(b"["):
     with open(path, "rb") as f:
-      count = 0
+      count = 0  # Entries read so far.
       try:
-        for count, entry in enumerate(
-            ijson.items(f, "item", use_float=True)):
+        for entry in ijson.items(f, "item", use_float=True):
           yield f"entry {count}", entry
+          count += 1
       except ijson.JSONError as e:
         raise records.InputError(
             f"{path}: not valid JSON (after {count} entries): {e}") from None
