@@ -89,3 +89,18 @@ def write_json(path, value) -> pathlib.Path:
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_text(json.dumps(value))
   return path
+
+
+def load_all(data_dir) -> dict[str, dict]:
+  """{file_name: example} of every split, read with `tfds.load`."""
+  import tensorflow_datasets as tfds
+
+  names = tfds.builder("my_images", data_dir=str(data_dir)).info.splits
+  out = {}
+  for split in names:
+    ds = tfds.load("my_images", split=split, data_dir=str(data_dir),
+                   shuffle_files=False)
+    for ex in tfds.as_numpy(ds):
+      ex["split"] = split
+      out[ex["file_name"].decode()] = ex
+  return out

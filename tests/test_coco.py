@@ -71,8 +71,9 @@ def _expected():
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  builder = helpers.build(ROOT, tmp_path_factory.mktemp("coco"))
-  return builder, helpers.read_all(builder)
+  data_dir = tmp_path_factory.mktemp("coco")
+  builder = helpers.build(ROOT, data_dir)
+  return builder, ah.load_all(data_dir)  # Read back with tfds.load.
 
 
 def test_class_names_are_categories_in_id_order(built):

@@ -40,8 +40,9 @@ def _expected():
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  builder = helpers.build(ROOT, tmp_path_factory.mktemp("csv"))
-  return builder, helpers.read_all(builder)
+  data_dir = tmp_path_factory.mktemp("csv")
+  builder = helpers.build(ROOT, data_dir)
+  return builder, ah.load_all(data_dir)  # Read back with tfds.load.
 
 
 def test_every_box_and_label_read_back(built):

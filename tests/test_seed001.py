@@ -72,7 +72,7 @@ def built(tmp_path_factory):
   data_dir = tmp_path_factory.mktemp("seed001")
   builder = helpers.build(ROOT, data_dir)
   builder.test_data_dir = data_dir
-  return builder, helpers.read_all(builder)
+  return builder, ah.load_all(data_dir)
 
 
 def test_detected_as_seed001(built):

@@ -44,8 +44,9 @@ def _expected():
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-  builder = helpers.build(ROOT, tmp_path_factory.mktemp("voc"))
-  return builder, helpers.read_all(builder)
+  data_dir = tmp_path_factory.mktemp("voc")
+  builder = helpers.build(ROOT, data_dir)
+  return builder, ah.load_all(data_dir)  # Read back with tfds.load.
 
 
 def test_splits_come_from_imagesets(built):
