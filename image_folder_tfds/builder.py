@@ -128,15 +128,16 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     config: MyImagesConfig = self.builder_config
     root = (remote.download_and_extract(dl_manager, config.source_url)
             if config.source_url else dl_manager.manual_dir)
-    scan = readers.scan(
-        root,
-        config.layout,
-        readers.ReadOptions(
-            split_fractions=dict(config.split_fractions),
-            labels_file=config.labels_file,
-            annotations=config.annotations,
-        ),
-    )
+    with readers.common.scan_progress(root):
+      scan = readers.scan(
+          root,
+          config.layout,
+          readers.ReadOptions(
+              split_fractions=dict(config.split_fractions),
+              labels_file=config.labels_file,
+              annotations=config.annotations,
+          ),
+      )
     self._encoder = None
     if config.output_format == "model_garden":
       self._encoder = model_garden.Encoder.from_records(
