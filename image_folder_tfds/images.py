@@ -167,6 +167,10 @@ def _load(img: Image.Image, data: bytes, options: ImageOptions) -> LoadedImage:
 
 
 def _orientation(img: Image.Image) -> int | None:
+  if img.format == "JPEG" and "exif" not in img.info:
+    # A JPEG's EXIF (APP1) comes before its image data, so it is known at
+    # open: without it, skip `getexif()` (tens of us an image).
+    return None
   try:
     value = img.getexif().get(_ORIENTATION_TAG)
   except Exception:  # pylint: disable=broad-except
