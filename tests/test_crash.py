@@ -30,7 +30,9 @@ import tensorflow_datasets as tfds
 
 import helpers
 
-CONFIG = {"name": "crash", "num_workers": 0}  # One process: one kill ends it.
+# The default config: image worker processes (issue 4) run beside the build,
+# and must not outlive it.
+CONFIG_NAME = "default"
 NUM_IMAGES = 1500
 POLL = 0.005
 # TFDS's log lines, in build order, that mark where the build is.
@@ -77,15 +79,14 @@ def manual_dir(tmp_path_factory):
 def command(manual_dir, data_dir):
   return helpers.tfds_cli() + [
       "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(manual_dir), "--data_dir", str(data_dir),
-      "--config", json.dumps(CONFIG)]
+      "--manual_dir", str(manual_dir), "--data_dir", str(data_dir)]
 
 
 class Run:
   """One `tfds build` process, watched through its files and its log."""
 
   def __init__(self, cmd, data_dir, log_path):
-    self.config_dir = pathlib.Path(data_dir) / "my_images" / CONFIG["name"]
+    self.config_dir = pathlib.Path(data_dir) / "my_images" / CONFIG_NAME
     self.final = self.config_dir / "1.0.0"
     self.log_path = log_path
     self.before = {p.name for p in self._incomplete()}
@@ -188,7 +189,7 @@ def shard_digests(version_dir):
 
 
 def decoded(data_dir):
-  builder = tfds.builder(f"my_images/{CONFIG['name']}",
+  builder = tfds.builder(f"my_images/{CONFIG_NAME}",
                          data_dir=os.fspath(data_dir))
   out = {}
   for split in sorted(builder.info.splits):
@@ -202,7 +203,7 @@ def decoded(data_dir):
 def load_state(data_dir, reference):
   """What `tfds.load` sees: "not prepared", or the complete dataset."""
   try:
-    tfds.load(f"my_images/{CONFIG['name']}", data_dir=os.fspath(data_dir),
+    tfds.load(f"my_images/{CONFIG_NAME}", data_dir=os.fspath(data_dir),
               download=False)
   except Exception as e:  # pylint: disable=broad-except
     message = str(e)
@@ -239,7 +240,8 @@ def test_kill_minus_nine_at_many_points_then_rerun(manual_dir, tmp_path):
         time.sleep(fraction * gaps[marker])
     at = time.monotonic() - run.start
     phase = run.kill()
-    # The build dies alone: no process of it lives on.
+    # No process of the build lives on (its image workers see their pipe
+    # close and exit by themselves).
     deadline = time.monotonic() + 30
     while session_processes(run.proc.pid) and time.monotonic() < deadline:
       time.sleep(0.1)
