@@ -227,7 +227,7 @@ def show_grid(
         pa, pb = obj.keypoints[a - 1], obj.keypoints[b - 1]
         if pa[2] > 0 and pb[2] > 0:
           draw.line((at(pa[0], pa[1]), at(pb[0], pb[1])), fill=color,
-                    width=max(1, line - 1))
+                    width=line)
       for x, y, v in obj.keypoints:
         if v <= 0:
           continue  # Not labelled.
