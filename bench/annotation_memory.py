@@ -4,35 +4,53 @@
 
 Writes a COCO file, a seed-001 JSON list and the same as JSON Lines for N
 images (4 boxes each), and N empty image files (the scan only checks that
-they exist). For each it prints the file size, the peak Python memory
-(tracemalloc) of parsing alone (`parse`), of the whole scan that builds the
-records (`scan`), and of `json.load` of the same file for comparison.
+they exist). For each file, three fresh processes measure the peak resident
+memory (ru_maxrss) added by: parsing alone (`parse`: every entry read and
+dropped), the whole scan that builds the records (`scan`), and `json.load` of
+the same file (`json.load`, for comparison).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
+import resource
 import shutil
+import subprocess
+import sys
 import time
-import tracemalloc
-
-from image_folder_tfds import readers
-from image_folder_tfds.readers import coco
-from image_folder_tfds.readers import seed001
 
 
-def _peak(fn):
-  gc.collect()
-  tracemalloc.start()
+def _maxrss() -> int:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _step(kind: str, step: str, path: str, root: str) -> None:
+  """Runs one measurement in this (fresh) process and prints it as JSON."""
+  from image_folder_tfds import readers
+  from image_folder_tfds.readers import coco
+  from image_folder_tfds.readers import seed001
+
+  options = readers.ReadOptions(split_fractions={"train": 1.0},
+                                annotations=path)
+  if step == "parse" and kind == "coco":
+    fn = lambda: sum(1 for part in ("categories", "images", "annotations")
+                     for _ in coco._items(path, part))
+  elif step == "parse":
+    fn = lambda: sum(1 for _ in seed001.iter_entries(path, "", []))
+  elif step == "scan":
+    fn = lambda: len((coco.read if kind == "coco" else seed001.read)(
+        root, options).records)
+  elif kind == "seed001 lines":
+    fn = lambda: len([json.loads(line) for line in open(path)])
+  else:
+    fn = lambda: len(json.load(open(path)))
+  base = _maxrss()
   start = time.perf_counter()
-  try:
-    result = fn()
-    return tracemalloc.get_traced_memory()[1], time.perf_counter() - start, result
-  finally:
-    tracemalloc.stop()
+  n = fn()
+  print(json.dumps({"mb": (_maxrss() - base) / 1e6, "n": n,
+                    "s": time.perf_counter() - start}))
 
 
 def _write(root: str, n: int) -> dict[str, str]:
@@ -78,34 +96,23 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--images", type=int, default=200_000)
   parser.add_argument("--dir", default="/tmp/annotation_memory_bench")
+  parser.add_argument("--step", nargs=3, help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.step:
+    _step(*args.step, args.dir)
+    return
   shutil.rmtree(args.dir, ignore_errors=True)
   files = _write(args.dir, args.images)
-  options = readers.ReadOptions(split_fractions={"train": 1.0})
   for kind, path in files.items():
     size = os.path.getsize(path)
-    if kind == "coco":
-      parse = lambda: sum(1 for part in ("categories", "images", "annotations")
-                          for _ in coco._items(path, part))
-      scan = lambda: coco.read(args.dir, options)
-    else:
-      parse = lambda: sum(1 for _ in seed001.iter_entries(path, "", []))
-      scan = lambda: seed001.read(
-          args.dir, readers.ReadOptions(split_fractions={"train": 1.0},
-                                        annotations=path))
-    parse_peak, parse_s, _ = _peak(parse)
-    scan_peak, scan_s, result = _peak(scan)
-    del result
-    if kind == "seed001 lines":
-      load = lambda: [json.loads(line) for line in open(path)]
-    else:
-      load = lambda: json.load(open(path))
-    load_peak, load_s, _ = _peak(load)
-    print(f"{kind}: {args.images} images, file {size / 1e6:.1f} MB;"
-          f" parse peak {parse_peak / 1e6:.2f} MB ({parse_s:.1f} s);"
-          f" scan peak {scan_peak / 1e6:.1f} MB ({scan_s:.1f} s);"
-          f" json.load peak {load_peak / 1e6:.1f} MB ({load_s:.1f} s)",
-          flush=True)
+    line = [f"{kind}: {args.images} images, file {size / 1e6:.1f} MB"]
+    for step in ("parse", "scan", "json.load"):
+      out = subprocess.run(
+          [sys.executable, __file__, "--dir", args.dir, "--step", kind, step,
+           path], capture_output=True, text=True, check=True)
+      r = json.loads(out.stdout.strip().splitlines()[-1])
+      line.append(f"{step} +{r['mb']:.1f} MB in {r['s']:.1f} s ({r['n']})")
+    print("; ".join(line), flush=True)
   shutil.rmtree(args.dir, ignore_errors=True)
 
 

@@ -15,7 +15,7 @@ from typing import Literal
 Coords = Literal["normalized", "pixel"]
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Keypoint:
   x: float
   y: float
@@ -23,7 +23,7 @@ class Keypoint:
   score: float = -1.0
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ObjectRecord:
   """One annotated object. Box is (xmin, ymin, xmax, ymax) or None."""
 
@@ -39,7 +39,7 @@ class ObjectRecord:
   keypoint_score_given: bool = False
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ImageRecord:
   """One input image and everything known about it before it is read."""
 
