@@ -401,7 +401,7 @@ def test_csv_rules(tmp_path):
       "a.jpg,40,30,wolf,1,2,30,25",
       "a.jpg,40,30,fox,1,2,30,25,extra",
       "a.jpg,40,30,fox,20,20,40.4,30",
-      "b.jpg,40,30,,,,,",
+      "b.jpg,forty,30,,,,,",
       "missing.jpg,40,30,fox,1,2,3,4",
       "../outside.jpg,40,30,fox,1,2,3,4",
   ]
@@ -421,6 +421,8 @@ def test_csv_rules(tmp_path):
     p = ah.find_problem(report, f"a.jpg: object {line} ", kind="rejected")
     assert needle in p["reason"], (line, p)
   ah.find_problem(report, "a.jpg: object 9", "clipped", kind="changed")
+  ah.find_problem(report, "b.jpg: line 10", "width must be a number",
+                  "not checked", kind="warning")
   ah.find_problem(report, "line 11", "'missing.jpg' not found",
                   kind="rejected")
   ah.find_problem(report, "line 12", "outside the data folder",

@@ -110,7 +110,7 @@ def _read_file(path, root, options, problems):
     images: dict[str, tuple | None] = {}
     objects: dict[str, list] = collections.defaultdict(list)
     extras: dict[str, dict] = collections.defaultdict(dict)
-    sizes: dict[str, tuple[int, int]] = {}
+    sizes: dict[str, tuple[int, int] | None] = {}
     order: list[str] = []
     for row in reader:
       line = reader.line_num
@@ -140,11 +140,17 @@ def _read_file(path, root, options, problems):
             path, f"row has {len(row[None])} more cell(s) than the header:"
             " object not written", split=split, item=f"{rel}: {item}"))
         continue
+      if "width" in header and "height" in header and name not in sizes:
+        try:  # Only compared with the image: a bad value is a warning.
+          sizes[name] = (int(_number(row, "width")),
+                         int(_number(row, "height")))
+        except annotated.FieldError as e:
+          sizes[name] = None
+          problems.append(records.Problem(
+              file=path, item=f"{rel}: {item}", split=split, kind="warning",
+              counts_as_input=False,
+              reason=f"{e}: the image size is not checked"))
       try:
-        if "width" in header and "height" in header and name not in sizes:
-          if _cell(row, "width") and _cell(row, "height"):
-            sizes[name] = (int(_number(row, "width")),
-                           int(_number(row, "height")))
         if not _cell(row, "class") and not any(_cell(row, c) for c in _COORDS):
           continue  # An image without objects.
         box = tuple(_number(row, c) for c in _COORDS)
