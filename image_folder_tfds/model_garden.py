@@ -53,6 +53,9 @@ class Encoder:
     return cls(list(class_names), source_ids, rule, num_keypoints)
 
   def encode(self, record: records.ImageRecord, image, objects) -> dict:
+    # Objects without a class cannot be written: `dropped_fields` reported
+    # them when the input was scanned.
+    objects = tuple(o for o in objects if o.label >= 0)
     try:
       return features.to_model_garden_example(
           record, image, objects,
@@ -81,12 +84,24 @@ def _key_order(split_key: tuple[str, str]) -> tuple[str, str]:
 def dropped_fields(
     recs: Sequence[records.ImageRecord], class_names: Sequence[str], root: str
 ) -> list[records.Problem]:
-  """A warning naming the input fields this layout has no key for.
+  """What this layout cannot write, as problems for the build report.
 
-  The layout holds exactly the keys Model Garden and the OD API read; what
-  else the input gives (scores, ids, `extra`, ...) is not written, and the
-  build report says so instead of dropping it silently.
+  * An object without a class is rejected (both trainers need a class id for
+    every box); the rest of its image is written.
+  * The layout holds exactly the keys Model Garden and the OD API read; what
+    else the input gives (scores, ids, `extra`, ...) is not written: one
+    warning names it, instead of dropping it silently.
   """
+  problems = []
+  for r in recs:
+    for index, o in enumerate(r.objects):
+      if o.label < 0:
+        item = f"object {o.id}" if o.id else f"object #{index}"
+        problems.append(records.Problem(
+            file=r.source, item=f"{r.file_name}: {item}", split=r.split,
+            counts_as_input=False,
+            reason="object has no class: output_format='model_garden' needs"
+            " a class id for every object, so it is not written"))
   found: dict[str, int] = {}
 
   def note(what: str) -> None:
@@ -112,9 +127,9 @@ def dropped_fields(
       if o.keypoint_score_given:
         note("keypoint scores")
   if not found:
-    return []
+    return problems
   listing = ", ".join(f"{what} ({n}x)" for what, n in found.items())
-  return [records.Problem(
+  return problems + [records.Problem(
       file=root, kind="warning", counts_as_input=False,
       reason="output_format='model_garden' writes only the keys Model Garden"
       f" and the OD API read; not written: {listing}. The 'tfds' output format"

@@ -12,6 +12,8 @@ and the built shard files are parsed with them directly (no TFDS in between).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -346,6 +348,40 @@ def test_fields_without_a_key_are_reported_not_dropped_silently(coco_mg):
       root, MyImagesConfig(name="mg", output_format="model_garden"))
   assert [p.reason for p in result.report.problems] == [
       p["reason"] for p in report["problems"]]
+
+
+def test_object_without_a_class_is_rejected_not_written(tmp_path):
+  """Seed 001 boxes may have no label; both trainers need one per box."""
+  root = tmp_path / "in"
+  helpers.write_image(root / "a.jpg", seed=1)
+  helpers.write_image(root / "b.jpg", seed=2)
+  (root / "labels.txt").write_text("cat\ndog\n")
+  (root / "annotations.json").write_text(json.dumps([
+      {"filename": "a.jpg", "id": "1", "object": {"bbox": {
+          "xmin": [0.1], "xmax": [0.5], "ymin": [0.2], "ymax": [0.6],
+          "label": [1]}}},
+      {"filename": "b.jpg", "id": "2", "object": {"bbox": {
+          "xmin": [0.1], "xmax": [0.5], "ymin": [0.2], "ymax": [0.6]}}},
+  ]))
+  config = MyImagesConfig(name="mg", output_format="model_garden",
+                          split_fractions={"train": 1.0})
+  builder = helpers.build(root, tmp_path / "out", config=config)
+  rejected = [p for p in helpers.report(builder)["problems"]
+              if p["kind"] == "rejected"]
+  assert [(p["item"], p["split"]) for p in rejected] == [
+      ("b.jpg: object #0", "train")]
+  assert "object has no class" in rejected[0]["reason"]
+  labels = {}
+  for s in shard_examples(builder)["train"]:
+    p = tf.io.parse_single_example(s, OD_API_SPEC)
+    labels[p["image/filename"].numpy().decode()] = list(
+        dense(p, "image/object/class/label"))
+  assert labels == {"a.jpg": [2], "b.jpg": []}  # dog = index 1, id 2.
+  result = inspection.inspect_folder(root, config)
+  assert [p.item for p in result.strict_failures] == ["b.jpg: object #0"]
+  strict = dataclasses.replace(config, name="mgstrict", strict=True)
+  with pytest.raises(Exception, match="object has no class"):
+    helpers.build(root, tmp_path / "out2", config=strict)
 
 
 def test_config_checks_the_output_format():
