@@ -695,3 +695,13 @@ def test_json_list_with_nan_stops_naming_file_and_position(tmp_path):
   with pytest.raises(records.InputError,
                      match=r"train.json: not valid JSON \(after 1 entries\)"):
     readers.scan(str(root), "auto", OPTIONS)
+
+
+def test_stray_json_next_to_class_folders_is_not_seed001(tmp_path):
+  root = tmp_path / "data"
+  helpers.make_class_folders(root)
+  ah.write_json(root / "classes.json", {"names": ["cat", "dog"]})
+  ah.write_json(root / "notes.json", [{"comment": "taken in 2023"}])
+  assert readers.detect_layout(str(root), OPTIONS) == "folders"
+  ah.write_json(root / "boxes.json", [{"filename": "cat/cat_0.jpg"}])
+  assert readers.detect_layout(str(root), OPTIONS) == "seed001"

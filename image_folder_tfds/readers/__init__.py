@@ -37,7 +37,8 @@ def detect_layout(root: str, options: ReadOptions) -> str:
   Otherwise: `Annotations/` is VOC; `instances_*.json` or
   `person_keypoints_*.json` (top level or `annotations/`) is COCO; a CSV with
   the TF Object Detection header is CSV; other JSON / JSON Lines files are
-  seed 001; none of these is class folders. Two formats at once is an error.
+  seed 001 when its first entry has a `filename`; none of these is class
+  folders. Two formats at once is an error.
   """
   if options.annotations:
     path = seed001.annotation_path(root, options.annotations)
@@ -54,7 +55,8 @@ def detect_layout(root: str, options: ReadOptions) -> str:
   if csv_files:
     found.append(("csv", csv_files[0]))
   json_files = [p for p in seed001.find_files(root, no_file)
-                if _layout_of_file(p, quiet=True) == "seed001"]
+                if _layout_of_file(p, quiet=True) == "seed001"
+                and seed001.looks_like(p)]
   if json_files:
     found.append(("seed001", json_files[0]))
   if len(found) > 1:

@@ -82,6 +82,17 @@ def first_key(path: str) -> str | None:
   return None
 
 
+def looks_like(path: str) -> bool:
+  """Whether the first entry of `path` is an object with a `filename`: how a
+  stray JSON file next to class folders is told from seed-001 annotations."""
+  try:
+    for _, entry in iter_entries(path, "", []):
+      return isinstance(entry, dict) and "filename" in entry
+  except (records.InputError, OSError, UnicodeDecodeError):
+    return False
+  return False
+
+
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   annotated.start_scan()
   root = os.path.abspath(root)
