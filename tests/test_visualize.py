@@ -115,6 +115,10 @@ def test_show_model_garden_layout(coco_mg, tmp_path):
   assert tuple(pixels[left[1], left[0]]) == PERSON
   nose = to_canvas(builder, index, 10, 12)
   assert tuple(pixels[nose[1], nose[0]]) == PERSON
+  # stats skips decoding the nested image/encoded.
+  assert cli.main(["stats", str(builder.data_path), "-o",
+                   str(tmp_path / "s.png")]) == cli.EXIT_OK
+  read_png(tmp_path / "s.png")
 
 
 def test_show_class_folders_and_bad_arguments(tmp_path, capsys):
