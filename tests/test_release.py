@@ -226,32 +226,33 @@ def test_every_v1_image_keeps_its_split_in_v2(two_versions):
 LOAD = """
 import json, sys
 import tensorflow_datasets as tfds
-if sys.argv[3] == "import":
+if sys.argv[2] == "import":
   import image_folder_tfds
-ds, info = tfds.load(sys.argv[2], split="all", data_dir=sys.argv[1],
-                     with_info=True)
-print(json.dumps({"n": len(list(ds)), "version": str(info.version),
-                  "notes": dict(info.release_notes),
-                  "plugin": "image_folder_tfds" in sys.modules}))
+out = []
+for name in sys.argv[3:]:
+  ds, info = tfds.load(name, split="all", data_dir=sys.argv[1], with_info=True)
+  out.append({"n": len(list(ds)), "version": str(info.version),
+              "notes": dict(info.release_notes)})
+print(json.dumps({"loaded": out, "plugin": "image_folder_tfds" in sys.modules}))
 """
 
 
-def load_fresh(data_dir, name, with_import):
-  out = helpers.run([sys.executable, "-c", LOAD, str(data_dir), name,
-                     "import" if with_import else "no"])
+def load_fresh(data_dir, names, with_import):
+  """Loads each of `names` in one fresh process; their sizes, versions, notes."""
+  out = helpers.run([sys.executable, "-c", LOAD, str(data_dir),
+                     "import" if with_import else "no", *names])
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
   assert result["plugin"] == with_import
-  return result
+  return result["loaded"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("with_import", [True, False])
 def test_load_either_version_in_a_fresh_process(two_versions, with_import):
   out = two_versions[0]
-  v1 = load_fresh(out, "my_images:1.0.0", with_import)
-  v2 = load_fresh(out, "my_images:1.1.0", with_import)
-  latest = load_fresh(out, "my_images", with_import)
+  v1, v2, latest = load_fresh(
+      out, ["my_images:1.0.0", "my_images:1.1.0", "my_images"], with_import)
   assert (v1["n"], v1["version"], v1["notes"]) == (60, "1.0.0", NOTES_1)
   assert (v2["n"], v2["version"]) == (66, "1.1.0")
   assert v2["notes"] == {**NOTES_1, **NOTES_2}
@@ -365,9 +366,9 @@ def test_tfds_build_cli_release_workflow_and_publish(tmp_path):
   # TFDS's publish_data copies the version folder only, not
   # `my_images/.config/metadata.json` (the default config's name): without
   # the plugin, a published release is loaded with its config named.
-  for name, with_import in [("my_images:1.1.0", True),
-                            ("my_images/default:1.1.0", True),
-                            ("my_images/default:1.1.0", False)]:
-    loaded = load_fresh(pub, name, with_import)
-    assert (loaded["n"], loaded["notes"]) == (12, {**NOTES_1, **NOTES_2})
+  for names, with_import in [
+      (["my_images:1.1.0", "my_images/default:1.1.0"], True),
+      (["my_images/default:1.1.0"], False)]:
+    for loaded in load_fresh(pub, names, with_import):
+      assert (loaded["n"], loaded["notes"]) == (12, {**NOTES_1, **NOTES_2})
   assert release.verify(out / "my_images" / "default" / "1.0.0") == []
