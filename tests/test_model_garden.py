@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -256,6 +257,24 @@ def test_loads_with_tfds_load(coco_mg):
   assert builder.info.metadata["class_names"] == CLASSES
   assert builder.info.metadata["num_keypoints"] == 3
   assert builder.info.supervised_keys is None
+
+
+@pytest.mark.slow
+def test_loads_in_a_fresh_process_without_the_import(coco_mg):
+  _, out, _ = coco_mg
+  code = (
+      "import tensorflow_datasets as tfds, sys\n"
+      f"ds = tfds.load('my_images/mg', data_dir={str(out)!r}, split='validation')\n"
+      "(ex,) = list(tfds.as_numpy(ds))\n"
+      "image = ex['image']\n"
+      "assert 'image_folder_tfds' not in sys.modules\n"
+      "print(image['filename'].decode(), image['encoded'].shape,"
+      " image['object']['class']['label'].tolist(),"
+      " image['object']['keypoint']['visibility'].tolist())\n")
+  result = helpers.run([sys.executable, "-c", code], timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.split("\n")[-2] == (
+      "val2017/v.jpg (50, 50, 3) [1] [2, 2, 2]")
 
 
 def _label_map_message():
