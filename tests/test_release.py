@@ -98,7 +98,7 @@ def test_rebuild_in_another_process_with_other_hash_seed_is_byte_identical(
     assert (b / name).read_bytes() == data_a, name
   # Everything else written with the release is identical too: no timestamps.
   for name in ("manifest.json", "dataset_info.json", "features.json",
-               "dataset_card.md"):
+               "metadata.json", "build_report.json", "dataset_card.md"):
     assert (a / name).read_bytes() == (b / name).read_bytes(), name
   assert release.verify(a) == [] and release.verify(b) == []
 
