@@ -140,8 +140,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       )
     self._encoder = None
     if config.output_format == "model_garden":
-      self._encoder = model_garden.Encoder.from_records(
-          scan.records, scan.class_names)
+      self._encoder = model_garden.Encoder.from_scan(scan)
     else:
       features.set_class_names(self.info.features, scan.class_names)
     self._serializer = writing.Serializer.for_features(self.info.features)
@@ -232,7 +231,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     if self._encoder is not None:
       self.info.metadata.update(self._encoder.metadata())
       label_map.write(self.data_path, self._encoder.class_names,
-                      features.MG_LABEL_OFFSET)
+                      features.MG_LABEL_OFFSET, self._encoder.keypoint_names)
     if download_config.max_examples_per_split is not None:
       return  # A debug build writes a subset on purpose: nothing to reconcile.
     written = {name: info.num_examples for name, info in self.info.splits.items()}

@@ -139,7 +139,9 @@ def _label_map(args) -> int:
         f" {stored}; a label map with another offset would name the wrong"
         " classes", EXIT_USAGE)
   out = args.out or find_dataset_dir(args.dataset)
-  pbtxt, labels = label_map.write(out, names, offset)
+  metadata = builder.info.metadata or {}
+  pbtxt, labels = label_map.write(out, names, offset,
+                                  metadata.get("keypoint_names"))
   print(f"wrote {pbtxt} ({len(names)} classes, ids {offset}..."
         f"{len(names) - 1 + offset}) and {labels}")
   return EXIT_OK

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 LABEL_MAP_FILE = "label_map.pbtxt"
 LABELS_FILE = "labels.txt"
@@ -31,8 +31,17 @@ def _quote(text: str) -> str:
   return json.dumps(text, ensure_ascii=False)
 
 
-def to_pbtxt(class_names: Sequence[str], offset: int = DEFAULT_OFFSET) -> str:
-  """The label map text of `class_names`: `id` = index + `offset`."""
+def to_pbtxt(
+    class_names: Sequence[str],
+    offset: int = DEFAULT_OFFSET,
+    keypoint_names: Mapping[str, Sequence[str]] | None = None,
+) -> str:
+  """The label map text of `class_names`: `id` = index + `offset`.
+
+  `keypoint_names` ({class: names}, as COCO categories give them) become the
+  item's `keypoints { id label }`, the id being the keypoint's position in
+  the object's keypoint list (what the OD API's keypoint tasks index with).
+  """
   if offset < 0:
     raise ValueError(f"label map offset {offset} must be >= 0")
   if offset == 0:
@@ -46,11 +55,15 @@ def to_pbtxt(class_names: Sequence[str], offset: int = DEFAULT_OFFSET) -> str:
   for index, name in enumerate(class_names):
     if not name:
       raise ValueError(f"class {index} has an empty name")
+    keypoints = "".join(
+        f"  keypoints {{\n    id: {k}\n    label: {_quote(label)}\n  }}\n"
+        for k, label in enumerate((keypoint_names or {}).get(name, ())))
     items.append(
         "item {\n"
         f"  id: {index + offset}\n"
         f"  name: {_quote(name)}\n"
         f"  display_name: {_quote(name)}\n"
+        f"{keypoints}"
         "}\n")
   return header + "".join(items)
 
@@ -66,6 +79,7 @@ def write(
     directory: str | os.PathLike,
     class_names: Sequence[str],
     offset: int = DEFAULT_OFFSET,
+    keypoint_names: Mapping[str, Sequence[str]] | None = None,
 ) -> tuple[str, str]:
   """Writes `label_map.pbtxt` and `labels.txt` into `directory`.
 
@@ -77,7 +91,7 @@ def write(
   directory = epath.Path(directory)
   pbtxt = directory / LABEL_MAP_FILE
   labels = directory / LABELS_FILE
-  pbtxt.write_text(to_pbtxt(class_names, offset))
+  pbtxt.write_text(to_pbtxt(class_names, offset, keypoint_names))
   labels.write_text(to_labels_txt(class_names))
   return os.fspath(pbtxt), os.fspath(labels)
 

@@ -34,6 +34,14 @@ class Encoder:
   source_ids: dict[tuple[str, str], str]  # (split, key) -> decimal string.
   source_id_rule: str
   num_keypoints: int
+  keypoint_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+  @classmethod
+  def from_scan(cls, scan) -> Encoder:
+    """From a reader's `ScanResult` (records, classes, keypoint names)."""
+    encoder = cls.from_records(scan.records, scan.class_names)
+    return dataclasses.replace(
+        encoder, keypoint_names=dict(getattr(scan, "keypoint_names", {}) or {}))
 
   @classmethod
   def from_records(

@@ -287,6 +287,14 @@ def _label_map_message():
                               ("id", 2, T.TYPE_INT32),
                               ("display_name", 3, T.TYPE_STRING)):
     item.field.add(name=name, number=number, type=ftype, label=T.LABEL_OPTIONAL)
+  keypoint_map = item.nested_type.add(name="KeypointMap")
+  keypoint_map.field.add(name="id", number=1, type=T.TYPE_INT32,
+                         label=T.LABEL_OPTIONAL)
+  keypoint_map.field.add(name="label", number=2, type=T.TYPE_STRING,
+                         label=T.LABEL_OPTIONAL)
+  item.field.add(
+      name="keypoints", number=4, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
+      type_name=".object_detection.protos.StringIntLabelMapItem.KeypointMap")
   lm = fdp.message_type.add(name="StringIntLabelMap")
   lm.field.add(name="item", number=1, type=T.TYPE_MESSAGE,
                label=T.LABEL_REPEATED,
@@ -304,6 +312,11 @@ def test_label_map_written_with_the_dataset_matches_the_records(coco_mg):
   id_of = {item.name: item.id for item in message.item}
   assert id_of == {"person": 1, "dog": 2}  # From 1: 0 is background.
   assert all(item.display_name == item.name for item in message.item)
+  # COCO keypoint names, id = position in each object's keypoint list.
+  person, dog = message.item
+  assert [(k.id, k.label) for k in person.keypoints] == [
+      (0, "nose"), (1, "left_eye"), (2, "right_eye")]
+  assert not dog.keypoints
   assert (builder.data_path / "labels.txt").read_text() == "person\ndog\n"
   # What the OD API does with a label map: class/text -> id must give the
   # stored class/label.
