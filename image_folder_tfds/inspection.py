@@ -9,6 +9,7 @@ that a strict build stops at ("rejected", "changed") make it fail.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import time
@@ -64,7 +65,7 @@ class Inspection:
     for kind in ("rejected", "changed", "converted", "warning"):
       items = [p for p in r.problems if p.kind == kind]
       if items:
-        lines.append(f"{by_kind[kind]} {kind}:")
+        lines.append(f"{kind} ({by_kind[kind]}):")
         lines.extend(f"  {p}" for p in items)
     for split in self.empty_splits:
       lines.append(f"split {split!r}: every image is rejected, so no build"
@@ -98,15 +99,18 @@ def inspect_folder(root: str | os.PathLike, config: MyImagesConfig | None = None
   config = config or MyImagesConfig()
   start = time.perf_counter()
   root = os.fspath(root)
-  scan = readers.scan(
-      root,
-      config.layout,
-      readers.ReadOptions(
-          split_fractions=dict(config.split_fractions),
-          labels_file=config.labels_file,
-          annotations=config.annotations,
-      ),
-  )
+  scanning = (readers.common.scan_progress(root) if progress
+              else contextlib.nullcontext())
+  with scanning:
+    scan = readers.scan(
+        root,
+        config.layout,
+        readers.ReadOptions(
+            split_fractions=dict(config.split_fractions),
+            labels_file=config.labels_file,
+            annotations=config.annotations,
+        ),
+    )
   report = report_lib.BuildReport(
       root=root, layout=scan.layout, class_names=scan.class_names,
       options=config.options())
