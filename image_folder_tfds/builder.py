@@ -126,8 +126,9 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config: MyImagesConfig = self.builder_config
-    root = (remote.download_and_extract(dl_manager, config.source_url)
-            if config.source_url else dl_manager.manual_dir)
+    self._source = config.source_url and remote.download_and_extract(
+        dl_manager, config.source_url, self.url_infos)
+    root = self._source.root if self._source else dl_manager.manual_dir
     with readers.common.scan_progress(root):
       scan = readers.scan(
           root,
@@ -265,7 +266,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self.info._identity.release_notes = notes  # pylint: disable=protected-access
     text = card_lib.render(
         name=self.name, version=str(self.version), description=_DESCRIPTION,
-        source=config.source_url or self._report.root, options=config.options(),
+        source=str(self._source or self._report.root), options=config.options(),
         class_names=self._report.class_names, counts=counts,
         class_counts=self._class_counts, release_notes=notes,
         report_summary=self._report.summary(counts))

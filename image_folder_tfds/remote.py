@@ -9,9 +9,11 @@ checksum. Before extraction, every entry of the archive is checked here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import stat
+import sys
 import tarfile
 import zipfile
 
@@ -69,11 +71,27 @@ def check_url(url: str) -> None:
         f" {', '.join(ARCHIVE_SUFFIXES)}")
 
 
-def download_and_extract(dl_manager, url: str) -> str:
+@dataclasses.dataclass(frozen=True)
+class Source:
+  """A downloaded, checked and extracted archive."""
+
+  url: str
+  root: str  # The folder holding the class folders.
+  size: int
+  sha256: str
+  registered: bool  # Its checksum is in checksums.tsv (and was checked).
+
+  def __str__(self) -> str:
+    note = "" if self.registered else "; checksum not registered"
+    return f"{self.url} ({self.size} bytes, sha256 {self.sha256}{note})"
+
+
+def download_and_extract(dl_manager, url: str, url_infos=None) -> Source:
   """Downloads `url` (checksums checked by TFDS), checks it, extracts it.
 
-  Returns the folder holding the class folders: the extraction folder, or
-  its single top-level folder (`flower_photos.tgz` holds `flower_photos/`).
+  The data folder is the extraction folder, or its single top-level folder
+  (`flower_photos.tgz` holds `flower_photos/`). `url_infos` are the
+  registered checksums: an archive without one is used with a warning.
   """
   check_url(url)
   try:
@@ -84,8 +102,17 @@ def download_and_extract(dl_manager, url: str) -> str:
     raise records.InputError(
         f"{url}: download failed, nothing was built: {e}") from e
   check_archive(archive, url)
+  info = checksums_lib.compute_url_info(archive)
+  registered = url in (url_infos or {}) or dl_manager.register_checksums
+  if not registered:
+    print(f"my_images: WARNING: no checksum registered for {url}: this"
+          f" download ({info.size} bytes, sha256 {info.checksum}) is not"
+          " verified. Run `tfds build ... --register_checksums` once to record"
+          " it; later builds then check it.", file=sys.stderr)
   extracted = epath.Path(dl_manager.extract(archive))
-  return os.fspath(data_root(extracted))
+  return Source(url=url, root=os.fspath(data_root(extracted)),
+                size=int(info.size), sha256=info.checksum,
+                registered=registered)
 
 
 def data_root(extracted: epath.Path) -> epath.Path:

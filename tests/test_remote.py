@@ -145,18 +145,23 @@ def test_good_archive_is_registered_then_checked(tmp_path, server, checksums_dir
     assert builder.info.features["label"].int2str(ex["label"]) == name.split("/")[0]
   assert builder.info.features["label"].names == list(CLASSES)
   card = (builder.data_path / "dataset_card.md").read_text()
-  assert url in card
+  assert f"{url} ({len(archive)} bytes, sha256 {hashlib.sha256(archive).hexdigest()})" in card
   # A later build (new data_dir, nothing cached) checks and passes.
   again = build_remote(tmp_path, url, out_name="out2")
   assert len(helpers.read_all(again)) == 9
   assert release.verify(again.data_path) == []
 
 
-def test_zip_archive_builds(tmp_path, server, checksums_dir):
+def test_zip_archive_without_registered_checksum_builds_with_a_warning(
+    tmp_path, server, checksums_dir, capsys):
   del checksums_dir
   server.files["/photos.zip"] = make_zip(flower_files(per_class=2))
-  builder = build_remote(tmp_path, server.url("/photos.zip"))
+  url = server.url("/photos.zip")
+  builder = build_remote(tmp_path, url)
   assert len(helpers.read_all(builder)) == 6
+  assert f"no checksum registered for {url}" in capsys.readouterr().err
+  card = (builder.data_path / "dataset_card.md").read_text()
+  assert "checksum not registered" in card
 
 
 def test_tampered_archive_fails_naming_both_checksums(
