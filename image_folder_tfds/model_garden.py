@@ -8,8 +8,8 @@ keypoints per object, and what goes into the dataset's metadata.
 (`tf.strings.to_number`) and its evaluator matches predictions to ground truth
 by it, so it must be a unique decimal number. When every image has a numeric
 id of its own (COCO image ids) that id is kept; otherwise the images are
-numbered 1..N in the order of their example keys (split, relative path). The
-rule used is recorded in the dataset's metadata (`source_id`).
+numbered 1..N in the order of their example keys (relative path, then split).
+The rule used is recorded in the dataset's metadata (`source_id`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ class Encoder:
   def from_scan(cls, scan) -> Encoder:
     """From a reader's `ScanResult` (records, classes, keypoint names)."""
     encoder = cls.from_records(scan.records, scan.class_names)
-    return dataclasses.replace(
-        encoder, keypoint_names=dict(getattr(scan, "keypoint_names", {}) or {}))
+    return dataclasses.replace(encoder, keypoint_names=dict(scan.keypoint_names))
 
   @classmethod
   def from_records(
