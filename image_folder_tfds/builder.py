@@ -90,9 +90,11 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
   def download_and_prepare(self, *, download_config=None, **kwargs):
     # Before TFDS's "already prepared" shortcut: data whose release file names
     # another version must never pass for this version.
-    release.check_release_file(
-        release.read_release_file(download_config and download_config.manual_dir),
-        str(self.version))
+    release_file = release.read_release_file(
+        download_config and download_config.manual_dir)
+    release.check_release_file(release_file, str(self.version))
+    # Release notes that contradict each other fail here, before any work.
+    self._release_notes = release.release_history(self, release_file)
     mode = download_config and download_config.download_mode
     if self.is_prepared() and not (mode and mode.overwrite_dataset):
       # Reused as it is (also from read-only media): nothing to lock.
@@ -243,7 +245,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     (self.data_path / report_lib.REPORT_FILE).write_text(
         self._report.to_json(counts))
     print("\n" + self._report.summary(counts), file=sys.stderr)
-    self._write_card(download_config, counts)
+    self._write_card(counts)
 
   def _add_beam_outcomes(self) -> None:
     """Problems and counts that Beam's workers sent back (beam.py)."""
@@ -255,11 +257,10 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     for split, labels in outcomes.labels.items():
       self._class_counts[split].update(labels)
 
-  def _write_card(self, download_config, counts) -> None:
+  def _write_card(self, counts) -> None:
     """Release notes into the info; the card, also the TFDS description."""
     config: MyImagesConfig = self.builder_config
-    notes = release.release_history(
-        self, release.read_release_file(download_config.manual_dir))
+    notes = self._release_notes  # Made by `download_and_prepare`.
     self.info.as_proto.release_notes.clear()
     self.info.as_proto.release_notes.update(notes)
     # DatasetInfo has no setter; `info.release_notes` reads its identity.

@@ -105,6 +105,12 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       )
     if self.max_image_pixels < 1:
       raise ValueError("MyImagesConfig.max_image_pixels must be positive")
+    if self.version is not None or self.release_notes:
+      from image_folder_tfds import release  # pylint: disable=g-import-not-at-top
+      if self.version is not None:
+        release.check_version(str(self.version), "MyImagesConfig.version")
+      release.check_release_notes(self.release_notes or {},
+                                  "MyImagesConfig.release_notes")
     if self.source_url is not None:
       from image_folder_tfds import remote  # pylint: disable=g-import-not-at-top
       remote.check_url(self.source_url)

@@ -321,6 +321,18 @@ def test_release_file_and_config_notes_must_agree(tmp_path):
                      " 1.1.0 differ"):
     helpers.build(data, tmp_path / "out", config=version_config(
         "1.1.0", {"1.1.0": "B"}))
+  assert not (tmp_path / "out" / "my_images").exists()  # Failed before work.
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(version="1.1"), "MyImagesConfig.version='1.1': expected a version"),
+    (dict(release_notes={"v2": "x"}), "MyImagesConfig.release_notes key='v2'"),
+    (dict(release_notes={"1.0.0": 1}), r"\['1.0.0'\]=1: expected text"),
+])
+def test_bad_version_or_notes_in_the_config_are_named(kwargs, error):
+  from image_folder_tfds import MyImagesConfig
+  with pytest.raises(ValueError, match=error):
+    MyImagesConfig(**kwargs)
 
 
 @pytest.mark.parametrize("text, error", [
