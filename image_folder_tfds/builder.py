@@ -81,6 +81,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
           self._original_state["data_dir"], self.name, self.builder_config_name)
       for version in reversed(prepared):
         if requested_version is None or version.match(str(requested_version)):
+          self._version_from_disk = requested_version is None
           return version
     return super()._pick_version(requested_version)
 
@@ -93,6 +94,15 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     release_file = release.read_release_file(
         download_config and download_config.manual_dir)
     release.check_release_file(release_file, str(self.version))
+    if getattr(self, "_version_from_disk", False) and download_config and (
+        download_config.download_mode.overwrite_dataset):
+      # `tfds build --overwrite` without a version would rebuild whichever
+      # version is prepared latest (after TFDS deleted it: an older one) from
+      # today's data.
+      raise release.ReleaseError(
+          f"my_images: no version given, and {self.version} is only the latest"
+          " version prepared: refusing to overwrite it. Give the version to"
+          f" rebuild: --config '{{\"version\": \"{self.version}\"}}'.")
     # Release notes that contradict each other fail here, before any work.
     self._release_notes = release.release_history(self, release_file)
     mode = download_config and download_config.download_mode

@@ -273,6 +273,27 @@ def test_only_a_user_version_prepared_loads_without_a_version(tmp_path):
   assert builder.info.release_notes["2.0.0"] == "Relabelled."
 
 
+def test_overwrite_without_a_version_is_refused(tmp_path):
+  """`tfds build --overwrite` with no version must not rebuild an old release."""
+  import tensorflow_datasets as tfds
+  data = tmp_path / "data"
+  make_data(data, per_class=2)
+  v1 = helpers.build(data, tmp_path / "out", config=version_config(
+      "1.0.0", NOTES_1))
+  manifest = (v1.data_path / release.MANIFEST_FILE).read_text()
+  helpers.write_image(data / "cat" / "cat_new.jpg", seed=99)
+  with pytest.raises(release.ReleaseError, match="no version given, and 1.0.0"
+                     " is only the latest version prepared"):
+    helpers.build(data, tmp_path / "out",
+                  download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS)
+  assert (v1.data_path / release.MANIFEST_FILE).read_text() == manifest
+  # With the version given, the overwrite is what the user asked for.
+  again = helpers.build(data, tmp_path / "out", config=version_config(
+      "1.0.0", NOTES_1),
+      download_mode=tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS)
+  assert len(helpers.read_all(again)) == 7
+
+
 # --- The release file in the data folder ------------------------------------
 
 
