@@ -707,3 +707,16 @@ def test_stray_json_next_to_class_folders_is_not_seed001(tmp_path):
   assert readers.detect_layout(str(root), OPTIONS) == "folders"
   ah.write_json(root / "boxes.json", [{"filename": "cat/cat_0.jpg"}])
   assert readers.detect_layout(str(root), OPTIONS) == "seed001"
+
+
+@pytest.mark.parametrize("fmt", ["seed001", "coco", "voc", "csv"])
+def test_dummy_data_is_what_the_script_makes(tmp_path, fmt):
+  """`python tests/make_dummy_data.py` remakes the committed samples."""
+  import make_dummy_data
+
+  getattr(make_dummy_data, f"make_{fmt}")(tmp_path)
+  committed = helpers.DUMMY_DATA / fmt
+  made = {p.relative_to(tmp_path): p.read_bytes()
+          for p in tmp_path.rglob("*") if p.is_file()}
+  assert made == {p.relative_to(committed): p.read_bytes()
+                  for p in committed.rglob("*") if p.is_file()}
