@@ -350,10 +350,3 @@ def verify_main(paths: list[str], out=None) -> int:
             file=out)
   return status
 
-
-if __name__ == "__main__":
-  if len(sys.argv) < 3 or sys.argv[1] != "verify":
-    print("usage: python -m image_folder_tfds.release verify DATASET_DIR...",
-          file=sys.stderr)
-    sys.exit(2)
-  sys.exit(verify_main(sys.argv[2:]))
