@@ -8,7 +8,8 @@ displayed image stay on the same pixels. Rules (README "Annotation checks"):
   changed); any other out-of-range box, a box with min > max, or a NaN or
   infinite value rejects the object (reported as rejected);
 * keypoints outside the image by less than a pixel are clipped, others reject
-  the object;
+  the object, except those with visibility 0 (not visible, possibly outside
+  the image), which are kept as given;
 * an area larger than the image rejects the object;
 * an image size given by the annotation file that differs from the image's is
   reported as a warning.
@@ -127,8 +128,10 @@ def _check_keypoints(keypoints, sx, sy, tol_x, tol_y):
     x, y = kp.x * sx, kp.y * sy
     if not (math.isfinite(x) and math.isfinite(y)):
       raise ValueError(f"keypoint {i} ({kp.x}, {kp.y}) is NaN or infinite")
-    if kp.v == 0 and x == 0 and y == 0:
-      out.append(dataclasses.replace(kp, x=0.0, y=0.0))  # COCO "not labelled".
+    if kp.v == 0:
+      # Not visible: COCO writes (0, 0), seed 001 allows a point outside the
+      # image ("out of the image plane"). Kept as given, not range-checked.
+      out.append(dataclasses.replace(kp, x=x, y=y))
       continue
     nx, ny = x, y
     if not (0 <= x <= 1 and 0 <= y <= 1):

@@ -137,9 +137,10 @@ def mixed(tmp_path_factory):
           "id": ["kp-good", "kp-outside", "kp-v", "kp-nan"],
           "bbox": {"xmin": [0.1] * 4, "ymin": [0.1] * 4, "xmax": [0.9] * 4,
                    "ymax": [0.9] * 4, "label": [0] * 4},
-          "parts": {"x": [0.2, 0.3, 1.3, 0.4, 0.5, 0.5, float("nan"), 0.1],
-                    "y": [0.2, 0.3, 0.5, 0.4, 0.5, 0.5, 0.5, 0.1],
-                    "v": [2, 2, 2, 2, 3, 2, 2, 2]}}},
+          # kp-good's second point is outside but not visible (v 0): kept.
+          "parts": {"x": [0.2, 1.7, 1.3, 0.4, 0.5, 0.5, float("nan"), 0.1],
+                    "y": [0.2, -0.5, 0.5, 0.4, 0.5, 0.5, 0.5, 0.1],
+                    "v": [2, 0, 2, 2, 3, 2, 2, 2]}}},
       {"filename": "img/bad-class.jpg", "class": {"label": 9},
        "object": _box(0.2, 0.2, 0.8, 0.8, label=1)},
   ]
@@ -201,8 +202,9 @@ def test_each_keypoint_rule_is_reported(mixed, obj_id, needle):
   p = ah.find_problem(report, f"keypoints.jpg: object {obj_id}",
                       kind="rejected")
   assert needle in p["reason"]
-  assert [o["id"] for o in ah.objects(examples["img/keypoints.jpg"])] == [
-      "kp-good"]
+  (kept,) = ah.objects(examples["img/keypoints.jpg"])
+  ah.assert_object(kept, {"id": "kp-good", "keypoints": [
+      (0.2, 0.2, 2, -1.0), (1.7, -0.5, 0, -1.0)]}, "kp-good")
 
 
 @pytest.mark.parametrize("name,needle", [(n, r) for n, _, r in REFUSED_ENTRIES],
