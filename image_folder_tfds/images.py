@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import io
+import os
+import stat
 import warnings
 
 import numpy as np
@@ -21,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 _KEEP_MODES = {"JPEG": {"RGB", "L"}, "PNG": {"RGB", "RGBA", "L", "LA"}}
 _ORIENTATION_TAG = 0x0112
 JPEG_QUALITY = 95
+_PNG_END = b"IEND\xaeB`\x82"  # The IEND chunk type and its CRC.
 
 
 class ImageError(ValueError):
@@ -47,8 +51,27 @@ class LoadedImage:
 
 
 def read_file(path: str) -> bytes:
-  with open(path, "rb") as f:
-    return f.read()
+  """The bytes of the regular file `path`.
+
+  Opened without blocking and checked before reading: a file replaced by a
+  FIFO after the scan would otherwise block the build for ever, and a device
+  (/dev/zero) would never end.
+  """
+  fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+  try:
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode):
+      raise IsADirectoryError(errno.EISDIR, "Is a directory", path)
+    if not stat.S_ISREG(mode):
+      raise OSError(errno.EINVAL,
+                    "not a regular file (device, socket or pipe)", path)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+      fd = None  # Closed by `f`.
+      return f.read()
+  finally:
+    if fd is not None:
+      os.close(fd)
 
 
 @contextlib.contextmanager
@@ -100,12 +123,20 @@ def _load(img: Image.Image, data: bytes, options: ImageOptions) -> LoadedImage:
   orientation = _orientation(img)
   high_bit_depth = fmt == "PNG" and len(data) > 24 and data[24] == 16
   resize = options.max_side is not None and max(width, height) > options.max_side
+  # Pillow decodes a PNG cut off after its pixel data (no IEND chunk) in
+  # full, but TensorFlow's decoder refuses it ("Invalid PNG data") at
+  # training time: such a file is re-encoded from the pixels read here.
+  png_unended = fmt == "PNG" and _PNG_END not in data[-4096:]
+  if png_unended:
+    notes.append("PNG ends without its IEND chunk (cut off after the pixel"
+                 " data): re-encoded")
   keep = (
       fmt in _KEEP_MODES
       and img.mode in _KEEP_MODES[fmt]
       and orientation in (1, None)
       and not high_bit_depth
       and not resize
+      and not png_unended
   )
   if keep:
     # Decode everything once: catches truncated and corrupt files. For JPEG,

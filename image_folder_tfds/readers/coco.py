@@ -85,6 +85,7 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   # 1. Categories of every file: one class list for the whole dataset.
   categories: dict[int, dict] = {}
   for path in files:
+    common.check_json_depth(path)  # Before ijson.items: see there.
     for cat in _items(path, "categories"):
       try:
         cat = annotated.mapping(cat, "categories[]")

@@ -7,6 +7,8 @@ import dataclasses
 import os
 import stat
 
+import ijson
+
 from image_folder_tfds import records
 
 # Files that are never inputs, wherever they are.
@@ -214,3 +216,41 @@ def read_labels_file(root: str, labels_file: str | None) -> Labels | None:
   if not names:
     raise records.InputError(f"{path}: labels file lists no class")
   return Labels(path=path, names=names)
+
+
+# JSON nested deeper than this is refused before it is parsed: ijson's C
+# backend (`ijson.items`) keeps the path of every open level, so its memory
+# grows with the square of the depth (a 200 KB file nested 100,000 deep took
+# all 23 GB of this machine). Annotation files nest a few levels.
+MAX_JSON_DEPTH = 256
+
+
+def check_json_depth(path: str, limit: int = MAX_JSON_DEPTH) -> None:
+  """Raises `InputError` when the JSON file `path` nests deeper than `limit`.
+
+  One pass of ijson's basic parser, which keeps no paths (once per file
+  version: layout detection and the reader both ask). Invalid JSON is left
+  to the reader's own parse, which says where it is.
+  """
+  st = os.stat(path)
+  version = (st.st_mtime_ns, st.st_size, limit)
+  if _depth_checked.get(path) == version:
+    return
+  depth = 0
+  with open(path, "rb") as f:
+    try:
+      for event, _ in ijson.basic_parse(f, use_float=True):
+        if event in ("start_map", "start_array"):
+          depth += 1
+          if depth > limit:
+            raise records.InputError(
+                f"{path}: JSON nested more than {limit} levels deep (near byte"
+                f" {f.tell():,}): refused, annotations nest a few levels")
+        elif event in ("end_map", "end_array"):
+          depth -= 1
+    except ijson.JSONError:
+      return
+  _depth_checked[path] = version
+
+
+_depth_checked: dict[str, tuple[int, int, int]] = {}

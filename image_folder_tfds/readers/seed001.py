@@ -70,12 +70,14 @@ def annotation_path(root: str, name: str) -> str:
 
 def first_key(path: str) -> str | None:
   """The first key of a JSON file holding an object (None for a list)."""
+  # `basic_parse`, not `parse`: `parse` builds the path of every level of the
+  # first 64 KB at once, which a deeply nested file turns into gigabytes.
   with open(path, "rb") as f:
     try:
-      for prefix, event, value in ijson.parse(f):
-        if event == "map_key" and prefix == "":
+      for event, value in ijson.basic_parse(f, use_float=True):
+        if event == "map_key":
           return value
-        if event == "start_array" and prefix == "":
+        if event != "start_map":
           return None
     except ijson.JSONError:
       return None
@@ -134,6 +136,7 @@ def iter_entries(path: str, split: str, problems: list[records.Problem]):
   with open(path, "rb") as f:
     head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
   if head.startswith(b"["):
+    common.check_json_depth(path)  # Before ijson.items: see there.
     with open(path, "rb") as f:
       count = 0  # Entries read so far.
       try:
@@ -154,6 +157,11 @@ def iter_entries(path: str, split: str, problems: list[records.Problem]):
         continue
       try:
         entry = json.loads(line)
+      except RecursionError:
+        problems.append(annotated.input_problem(
+            path, "JSON nested too deeply to read", split=split,
+            item=f"line {number}"))
+        continue
       except ValueError as e:
         problems.append(annotated.input_problem(
             path, f"not valid JSON: {e}", split=split, item=f"line {number}"))

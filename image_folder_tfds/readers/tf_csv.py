@@ -93,6 +93,16 @@ def _number(row, name) -> float:
   return value
 
 
+def _rows(reader: csv.DictReader, path: str):
+  """The rows of `reader`; a row the csv module refuses (a cell over its
+  131,072-character limit, a bad quote) stops the build at that line."""
+  try:
+    yield from reader
+  except csv.Error as e:
+    raise records.InputError(
+        f"{path}: not valid CSV after line {reader.line_num}: {e}") from None
+
+
 def _read_file(path, root, options, problems):
   file_split = annotated.split_of_file(path)
   bases = [os.path.dirname(path), root, os.path.join(root, "images")]
@@ -112,7 +122,7 @@ def _read_file(path, root, options, problems):
     extras: dict[str, dict] = collections.defaultdict(dict)
     sizes: dict[str, tuple[int, int] | None] = {}
     order: list[str] = []
-    for row in reader:
+    for row in _rows(reader, path):
       line = reader.line_num
       item = f"line {line}"
       name = _cell(row, "filename")
