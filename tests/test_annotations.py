@@ -722,3 +722,38 @@ def test_dummy_data_is_what_the_script_makes(tmp_path, fmt):
           for p in tmp_path.rglob("*") if p.is_file()}
   assert made == {p.relative_to(committed): p.read_bytes()
                   for p in committed.rglob("*") if p.is_file()}
+
+
+def test_resolved_images_never_leave_the_data_folder(tmp_path):
+  """Any name made of `..`, `.`, folder names and symlinks: either refused,
+  or a regular file whose real path is inside the data folder."""
+  from hypothesis import given, settings, strategies as st
+
+  root = tmp_path / "data"
+  for rel in ("a/x.jpg", "a/b/x.jpg", "x.jpg"):
+    helpers.write_image(root / rel)
+  helpers.write_image(tmp_path / "x.jpg")  # Outside, same name.
+  (tmp_path / "out").mkdir()
+  helpers.write_image(tmp_path / "out" / "x.jpg")
+  os.symlink(tmp_path / "out", root / "a" / "link")  # Folder link outside.
+  os.symlink(root / "a" / "b", root / "inner")  # Folder link inside.
+  real_root = os.path.realpath(root)
+  segment = st.sampled_from(["..", ".", "a", "b", "link", "inner", ""])
+
+  @settings(max_examples=300, deadline=None)
+  @given(st.lists(segment, max_size=5), st.booleans())
+  def check(parts, absolute):
+    name = "/".join(parts + ["x.jpg"])
+    if absolute:
+      name = str(root / name)
+    try:
+      path, rel = annotated.resolve_image(name, [str(root / "a"), str(root)],
+                                          str(root))
+    except annotated.PathError:
+      return
+    real = os.path.realpath(path)
+    assert real.startswith(real_root + os.sep), (name, real)
+    assert os.path.isfile(real)
+    assert not rel.startswith("..") and (root / rel).samefile(path)
+
+  check()
