@@ -108,7 +108,16 @@ class Serializer:
         slots.append((f"{f.key}/ragged_flat_values", f, "values"))
         slots.append((f"{f.key}/ragged_row_lengths_0", f, "lengths"))
     slots.sort(key=functools.cmp_to_key(lambda x, y: _map_order(x[0], y[0])))
-    self._slots = [(_field(1, key.encode()), f, part) for key, f, part in slots]
+    self._slots = []
+    for key, f, part in slots:
+      key_field = _field(1, key.encode())
+      kind = _INT if part == "lengths" else f.kind
+      depth = f.path.count("")
+      # The entry of an empty sequence (class folders: no objects) is a
+      # constant: computed once.
+      outer = f.path[:f.path.index("")] if depth else None
+      empty = _field(1, key_field + _field(2, _field(kind, b"")))
+      self._slots.append((key_field, f, part, kind, depth, outer, empty))
 
   @classmethod
   def for_features(cls, features) -> Serializer | None:
@@ -119,17 +128,18 @@ class Serializer:
 
   def serialize(self, example: dict) -> bytes:
     out = []
-    for key_field, f, part in self._slots:
+    for key_field, f, part, kind, depth, outer, empty in self._slots:
+      if outer is not None and not _gather(example, outer, 0):
+        out.append(empty)
+        continue
       values = _gather(example, f.path, 0)
-      kind = f.kind
       if not part:
-        payload = _encode(f, values, f.path.count(""))
+        payload = _encode(f, values, depth)
       elif part == "values":
         payload = _encode(f, [v for row in values for v in row], 1)
       else:
-        kind, payload = _INT, _ints([len(row) for row in values])
-      feature = _field(2, _field(kind, payload))
-      out.append(_field(1, key_field + feature))
+        payload = _ints([len(row) for row in values])
+      out.append(_field(1, key_field + _field(2, _field(kind, payload))))
     return _field(1, b"".join(out))
 
 
