@@ -12,9 +12,10 @@ repeat) and medians, each in a fresh process (imports included):
 * `my_images`: `tfds build my_images` with default options (every image
   checked), the command users run.
 
-Peak RSS is the peak of the summed RSS of the whole process tree (parent and
-workers), sampled every 20 ms with psutil; `max1` is the largest single
-process (`getrusage(RUSAGE_CHILDREN)` of a fresh wrapper). Further sections:
+Peak memory is the peak of the summed PSS (proportional set size: shared
+pages counted once) of the whole process tree (parent and workers), sampled
+every 100 ms with psutil; `max1` is the peak RSS of the largest single process
+(`getrusage(RUSAGE_CHILDREN)` of a fresh wrapper). Further sections:
 Beam (`--beam-sizes`), the scan of `--scan-files` tiny files against
 `find DIR -type f | wc -l`, `import image_folder_tfds` time, the fixed cost of
 a ten-image build against a trivial TFDS builder, and read speed of
@@ -77,10 +78,13 @@ def raw(decode):
                                        expand_animations=False)
     return ex
   return ds.map(parse)
-def tfds_load(decode):
-  kw = {} if decode else {"decoders": {"image": tfds.decode.SkipDecoding()}}
+def tfds_load(decode, partial=False):
+  decoders = None if decode else {"image": tfds.decode.SkipDecoding()}
+  if partial:  # Parse the same five features as the raw reader.
+    decoders = tfds.decode.PartialDecoding(
+        {k: True for k in spec}, decoders=decoders)
   return tfds.load("my_images", split="train", data_dir=data_dir,
-                   shuffle_files=False, **kw)
+                   shuffle_files=False, decoders=decoders)
 def rate(ds):
   t = time.perf_counter()
   count = 0
@@ -88,12 +92,12 @@ def rate(ds):
     count += 1
   assert count == n, (count, n)
   return n / (time.perf_counter() - t)
-out = {k: [] for k in ("tfds_decode", "raw_decode", "tfds_bytes", "raw_bytes")}
+kinds = [(k, d) for k in ("tfds", "tfds5", "raw") for d in (True, False)]
+out = {f"{k}_{'decode' if d else 'bytes'}": [] for k, d in kinds}
 for r in range(repeats):
-  order = [("tfds", True), ("raw", True), ("tfds", False), ("raw", False)]
-  order = order[r % 4:] + order[:r % 4]
+  order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
   for kind, decode in order:
-    ds = tfds_load(decode) if kind == "tfds" else raw(decode)
+    ds = raw(decode) if kind == "raw" else tfds_load(decode, kind == "tfds5")
     out[f"{kind}_{'decode' if decode else 'bytes'}"].append(rate(ds))
 print(json.dumps({k: statistics.median(v) for k, v in out.items()}))
 """
@@ -105,7 +109,8 @@ def measure(cmd: list[str], cwd: str | None = None) -> dict:
       "import resource, subprocess, sys, json;"
       "rc = subprocess.call(sys.argv[1:]);"
       "ru = resource.getrusage(resource.RUSAGE_CHILDREN);"
-      "print(json.dumps({'rc': rc, 'max1': ru.ru_maxrss * 1024}),"
+      "print(json.dumps({'rc': rc, 'max1': ru.ru_maxrss * 1024,"
+      " 'cpu': ru.ru_utime + ru.ru_stime}),"
       " file=sys.stderr)")] + cmd
   t0 = time.perf_counter()
   proc = subprocess.Popen(wrapper, cwd=cwd, env=_ENV, stdout=subprocess.PIPE,
@@ -118,13 +123,15 @@ def measure(cmd: list[str], cwd: str | None = None) -> dict:
       total = 0
       for p in tree[1:]:  # Not the wrapper itself.
         try:
-          total += p.memory_info().rss
+          # PSS: pages shared between processes (a worker just forked from
+          # the parent, libraries) are counted once, not once per process.
+          total += p.memory_full_info().pss
         except psutil.Error:
           continue
       peak = max(peak, total)
     except psutil.Error:
       break
-    time.sleep(0.02)
+    time.sleep(0.1)
   out, err = proc.communicate()
   wall = time.perf_counter() - t0
   last = err.strip().splitlines()[-1] if err.strip() else "{}"
@@ -132,7 +139,8 @@ def measure(cmd: list[str], cwd: str | None = None) -> dict:
   if info.get("rc") != 0:
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}\n{err[-5000:]}")
   return {"wall": wall, "peak_rss": peak, "max1": info["max1"],
-          "stdout": out, "stderr": err}
+          "cpu": info["cpu"],
+          "load": os.getloadavg()[0], "stdout": out, "stderr": err}
 
 
 def _contenders(d: dict, out_root: str, names: list[str]) -> dict:
@@ -208,7 +216,9 @@ def bench_builds(d: dict, names: list[str], repeats: int, work: str) -> dict:
               f"{m['stderr'][-3000:]}")
       runs[name].append(m)
       print(f"  {d['images']:>8} {name:<12} run {r + 1}: {m['wall']:7.2f} s"
-            f"  peak {m['peak_rss'] / 2**30:.2f} GiB", flush=True)
+            f"  cpu {m['cpu']:7.2f} s  peak {m['peak_rss'] / 2**30:.2f} GiB"
+            f"  load {m['load']:.1f}",
+            flush=True)
   summary = {}
   for name, ms in runs.items():
     wall = statistics.median(m["wall"] for m in ms)
@@ -220,6 +230,8 @@ def bench_builds(d: dict, names: list[str], repeats: int, work: str) -> dict:
         "mb_per_s": d["bytes"] / 1e6 / wall,
         "peak_rss": max(m["peak_rss"] for m in ms),
         "max1": max(m["max1"] for m in ms),
+        "load": [round(m["load"], 1) for m in ms],
+        "cpu": statistics.median(m["cpu"] for m in ms),
     }
   if "plain" in summary:
     for s in summary.values():
@@ -299,8 +311,9 @@ def bench_read(work: str, d: dict, repeats: int) -> dict:
   if out.returncode:
     raise RuntimeError(out.stderr[-3000:])
   res = json.loads(out.stdout.strip().splitlines()[-1])
-  res["ratio_decode"] = res["tfds_decode"] / res["raw_decode"]
-  res["ratio_bytes"] = res["tfds_bytes"] / res["raw_bytes"]
+  for k in ("tfds", "tfds5"):
+    res[f"ratio_{k}_decode"] = res[f"{k}_decode"] / res["raw_decode"]
+    res[f"ratio_{k}_bytes"] = res[f"{k}_bytes"] / res["raw_bytes"]
   return res
 
 
@@ -315,18 +328,28 @@ def markdown(results: dict) -> str:
       f" RAM, {m['platform']}, Python {m['python']}; command:"
       f" `{results['command']}`.",
       "",
-      "| images | converter | runs | wall (median) | images/s | MB/s |"
-      " peak RSS, tree (GiB) | largest process (GiB) | vs plain loop |",
-      "|---|---|---|---|---|---|---|---|---|",
+      "| images | converter | runs | wall (median) | CPU s (median) |"
+      " images/s | MB/s |"
+      " peak memory, tree PSS (GiB) | largest process RSS (GiB) |"
+      " vs plain loop |",
+      "|---|---|---|---|---|---|---|---|---|---|",
   ]
+  loads = [x for summary in results["builds"].values()
+           for s in summary.values() for x in s.get("load", [])]
   for size, summary in results["builds"].items():
     for name, s in summary.items():
       ratio = s.get("ratio_to_plain")
       lines.append(
           f"| {int(size):,} | {name} | {s['runs']} | {s['wall']:.2f} s |"
+          f" {s.get('cpu', 0):.1f} |"
           f" {s['images_per_s']:,.0f} | {s['mb_per_s']:,.0f} |"
           f" {_gib(s['peak_rss'])} | {_gib(s['max1'])} |"
           f" {'' if ratio is None else f'{ratio:.2f}x'} |")
+  if loads:
+    lines += ["", f"1-minute load average at the end of each timed run:"
+              f" {min(loads):.1f} to {max(loads):.1f} (2 cores; other work on"
+              " the machine makes single figures noisy: medians of interleaved"
+              " runs)."]
   if "scan" in results:
     s = results["scan"]
     lines += ["", f"Scan of {s['files']:,} tiny files: `readers.scan`"
@@ -345,12 +368,16 @@ def markdown(results: dict) -> str:
     r = results["read"]
     lines += ["", f"Reading the train split of the {r['images']:,}-image build"
               " (examples/s, median):", "",
-              "| | tfds.load | TFRecordDataset + parse_single_example | ratio |",
-              "|---|---|---|---|",
+              "| | tfds.load (all features) | tfds.load, the raw reader's 5"
+              " features (PartialDecoding) | TFRecordDataset +"
+              " parse_single_example (5 features) | ratios to raw |",
+              "|---|---|---|---|---|",
               f"| decoded images | {r['tfds_decode']:,.0f} |"
-              f" {r['raw_decode']:,.0f} | {r['ratio_decode']:.2f} |",
-              f"| image bytes | {r['tfds_bytes']:,.0f} | {r['raw_bytes']:,.0f} |"
-              f" {r['ratio_bytes']:.2f} |"]
+              f" {r['tfds5_decode']:,.0f} | {r['raw_decode']:,.0f} |"
+              f" {r['ratio_tfds_decode']:.2f}, {r['ratio_tfds5_decode']:.2f} |",
+              f"| image bytes | {r['tfds_bytes']:,.0f} |"
+              f" {r['tfds5_bytes']:,.0f} | {r['raw_bytes']:,.0f} |"
+              f" {r['ratio_tfds_bytes']:.2f}, {r['ratio_tfds5_bytes']:.2f} |"]
   return "\n".join(lines) + "\n"
 
 
@@ -372,6 +399,8 @@ def main(argv=None) -> dict:
                  help="skip import, fixed-cost and read figures")
   p.add_argument("--work", default=os.path.join("/tmp", "ift_bench"))
   p.add_argument("--markdown", help="also write the table to this file")
+  p.add_argument("--results", default="results.json",
+                 help="file name of the JSON results in --work")
   args = p.parse_args(argv)
   os.makedirs(args.work, exist_ok=True)
   names = [n for n in args.contenders.split(",") if n]
@@ -409,7 +438,7 @@ def main(argv=None) -> dict:
                               args.read_size)
     results["read"] = bench_read(args.work, d, args.repeats)
     results["read"]["images"] = args.read_size
-  with open(os.path.join(args.work, "results.json"), "w") as f:
+  with open(os.path.join(args.work, args.results), "w") as f:
     json.dump(results, f, indent=1)
   table = markdown(results)
   print(table)
