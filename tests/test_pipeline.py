@@ -1,0 +1,82 @@
+"""`pipeline.process_all`: input order, bounded window, workers cleaned up."""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+
+import psutil
+import pytest
+
+from image_folder_tfds import images
+from image_folder_tfds import pipeline
+from image_folder_tfds import records
+
+import helpers
+
+
+def _records(root: pathlib.Path, n: int) -> list[records.ImageRecord]:
+  out = []
+  for i in range(n):
+    path = root / f"{i:04d}.jpg"
+    if i % 7 == 3:
+      path.write_bytes(b"not an image")  # Rejected, in its place.
+    else:
+      helpers.write_image(path, seed=i)
+    out.append(records.ImageRecord(
+        key=path.name, path=str(path), file_name=path.name, split="train",
+        source=str(path), label=i % 2))
+  return out
+
+
+def _workers() -> list[psutil.Process]:
+  return [p for p in psutil.Process().children(recursive=True)
+          if "worker_main" in " ".join(p.cmdline())]
+
+
+def test_same_outcomes_in_input_order_with_and_without_workers(tmp_path):
+  recs = _records(tmp_path, 150)  # Several chunks per worker.
+  options = images.ImageOptions()
+  serial = list(pipeline.process_all(recs, options, 0))
+  parallel = list(pipeline.process_all(recs, options, 2))
+  assert [o.record.key for o in parallel] == [r.key for r in recs]
+  assert parallel == serial
+  assert sum(o.image is None for o in parallel) == len(
+      [i for i in range(150) if i % 7 == 3])
+  assert not _workers()
+
+
+def test_window_is_bounded(tmp_path, monkeypatch):
+  """The input is pulled only a window ahead of what was consumed."""
+  recs = _records(tmp_path, 100)
+  pulled = []
+
+  def source():
+    for r in recs:
+      pulled.append(r)
+      yield r
+  monkeypatch.setattr(pipeline, "CHUNK", 4)
+  monkeypatch.setattr(pipeline, "DEPTH", 2)
+  it = pipeline.process_all(source(), images.ImageOptions(), 2)
+  first = list(itertools.islice(it, 10))
+  assert len(first) == 10
+  assert len(pulled) <= 10 + 2 * 2 * 4 + 4
+  it.close()
+  assert not _workers()
+
+
+def test_stopping_early_ends_the_workers(tmp_path):
+  recs = _records(tmp_path, 120)
+  it = pipeline.process_all(recs, images.ImageOptions(), 2)
+  next(it)
+  assert len(_workers()) == 2
+  it.close()
+  assert not _workers()
+
+
+def test_dead_worker_is_an_error(tmp_path, monkeypatch):
+  recs = _records(tmp_path, 80)
+  monkeypatch.setattr(pipeline, "_WORKER_CODE", "import sys; sys.exit(3)")
+  with pytest.raises(RuntimeError, match="died with exit code 3"):
+    list(pipeline.process_all(recs, images.ImageOptions(), 2))
+  assert not _workers()
