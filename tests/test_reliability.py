@@ -57,7 +57,7 @@ def test_lost_example_fails_the_build_and_nothing_is_kept(
 
   def lossy_write(self, key, example):
     if not dropped:
-      dropped.append(example["file_name"])
+      dropped.append(key)
       return None  # Lost, as Beam's DirectRunner lost examples (issue 5).
     return original(self, key, example)
 
