@@ -18,7 +18,6 @@ import pytest
 import tensorflow_datasets as tfds
 
 import helpers
-from image_folder_tfds import readers
 from image_folder_tfds import records
 from image_folder_tfds import report as report_lib
 from image_folder_tfds import safety
@@ -95,33 +94,38 @@ def test_counts_are_recorded_with_the_dataset(folders, tmp_path):
 
 
 def test_duplicate_keys_fail_before_any_image_is_read(tmp_path, monkeypatch):
-  """Two records with one key: the scan fails naming both sources."""
+  """The same image listed twice (spelled differently): the scan fails,
+  naming both entries, before a single image is read or anything written."""
   root = tmp_path / "in"
-  helpers.make_class_folders(root, classes=("cat",), per_class=2)
-  real_read = readers._READERS["folders"]
-
-  def read_with_duplicate(root, options):
-    result = real_read(root, options)
-    first = result.records[0]
-    twin = records.ImageRecord(
-        key=first.key, path=first.path, file_name=first.file_name,
-        split=first.split, source="/elsewhere/annotations.json", label=0)
-    result.records.append(twin)
-    return result
-
-  monkeypatch.setitem(readers._READERS, "folders", read_with_duplicate)
+  for i in range(3):
+    helpers.write_image(root / "img" / f"{i}.jpg", seed=i)
+  (root / "train.json").write_text(json.dumps([
+      {"filename": "img/0.jpg"}, {"filename": "img/1.jpg"},
+      {"filename": "img/2.jpg"}, {"filename": "./img/1.jpg", "id": "again"}]))
   reads = []
   from image_folder_tfds import images
+  real_read = images.read_file
   monkeypatch.setattr(images, "read_file",
-                      lambda path: reads.append(path) or b"")
+                      lambda path: reads.append(path) or real_read(path))
   with pytest.raises(records.InputError) as e:
     helpers.build(root, tmp_path / "out")
   message = str(e.value)
-  assert "duplicate example key" in message
-  assert str(root / "cat" / "cat_0.jpg") in message  # First source.
-  assert "/elsewhere/annotations.json" in message  # Second source.
+  assert "duplicate example key 'img/1.jpg' in split 'train'" in message
+  assert f"{root / 'train.json'}[1]" in message  # First source.
+  assert f"{root / 'train.json'}[3]" in message  # Second source.
   assert reads == []  # Found while scanning: no image was read.
   assert_no_dataset(tmp_path / "out")
+
+
+def test_duplicate_keys_are_checked_per_split_only(tmp_path):
+  """One image in two splits is two examples (different splits): allowed."""
+  root = tmp_path / "in"
+  helpers.write_image(root / "img" / "0.jpg")
+  (root / "train.json").write_text(json.dumps([{"filename": "img/0.jpg"}]))
+  (root / "test.json").write_text(json.dumps([{"filename": "img/0.jpg"}]))
+  builder = helpers.build(root, tmp_path / "out")
+  assert {s: i.num_examples for s, i in builder.info.splits.items()} == {
+      "train": 1, "test": 1}
 
 
 # 2. Orphaned `incomplete.*` folders and the build lock ------------------------
