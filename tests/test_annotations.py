@@ -756,3 +756,22 @@ def test_resolved_images_never_leave_the_data_folder(tmp_path):
     assert not rel.startswith("..") and (root / rel).samefile(path)
 
   check()
+
+
+def test_roboflow_coco_export(tmp_path):
+  """`<split>/_annotations.coco.json` with the images beside it."""
+  root = tmp_path / "data"
+  for split, folder in (("train", "train"), ("validation", "valid")):
+    helpers.write_image(root / folder / "a.jpg")
+    ah.write_json(root / folder / "_annotations.coco.json", {
+        "categories": [{"id": 0, "name": "things", "supercategory": "none"},
+                       {"id": 1, "name": "fox", "supercategory": "things"}],
+        "images": [{"id": 0, "file_name": "a.jpg", "width": W, "height": H}],
+        "annotations": [{"id": 0, "image_id": 0, "category_id": 1,
+                         "bbox": [2, 3, 10, 12], "area": 120, "iscrowd": 0}]})
+  assert readers.detect_layout(str(root), OPTIONS) == "coco"
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  assert {r.key: r.split for r in scan.records} == {
+      "train/a.jpg": "train", "valid/a.jpg": "validation"}
+  assert scan.class_names == ["things", "fox"]
+  assert [o.label for r in scan.records for o in r.objects] == [1, 1]

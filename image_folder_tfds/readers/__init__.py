@@ -72,7 +72,7 @@ def _layout_of_file(path: str, quiet: bool = False) -> str | None:
   lower = path.lower()
   if lower.endswith(".csv"):
     return "csv"
-  if coco.is_coco_file(path):
+  if coco.is_coco_file(path) or lower.endswith(".coco.json"):
     return "coco"
   if lower.endswith((".jsonl", ".ndjson")):
     return "seed001"

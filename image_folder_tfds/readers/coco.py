@@ -1,4 +1,5 @@
-"""COCO: `instances_*.json` and `person_keypoints_*.json`.
+"""COCO: `instances_*.json` and `person_keypoints_*.json` (or a Roboflow
+export's `<split>/_annotations.coco.json`).
 
 Each file's name gives its split (`instances_train2017.json` -> train,
 `person_keypoints_val2017.json` -> validation); a file without a split name
@@ -23,6 +24,7 @@ import re
 import ijson
 
 from image_folder_tfds import records
+from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import common
 
@@ -31,12 +33,23 @@ _ANNOTATION_FIELDS = {"id", "image_id", "category_id", "bbox", "area",
                       "iscrowd", "keypoints", "num_keypoints", "score",
                       "segmentation"}
 _IMAGE_FIELDS = {"id", "file_name", "width", "height"}
+ROBOFLOW_FILE = "_annotations.coco.json"
 # The keys of a COCO file (a seed-001 entry starts with none of them).
 TOP_LEVEL_KEYS = {"info", "licenses", "images", "annotations", "categories"}
 
 
 def is_coco_file(name: str) -> bool:
   return bool(_NAME.match(os.path.basename(name)))
+
+
+def _split_of(path: str) -> str | None:
+  """From the file name (`instances_val2017.json`), else, for a Roboflow
+  export (`valid/_annotations.coco.json`), from its split-named folder."""
+  split = annotated.split_of_file(path)
+  if split is None and path.endswith(".coco.json"):
+    split = splits_lib.canonical_split(
+        os.path.basename(os.path.dirname(path)))
+  return split
 
 
 def find_files(root: str, options: common.ReadOptions) -> list[str]:
@@ -53,6 +66,11 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
     if os.path.isdir(folder):
       out.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder))
                  if is_coco_file(n) and not common.is_hidden(n))
+  if not out:  # A Roboflow export: `<split>/_annotations.coco.json`.
+    for name in sorted(os.listdir(root)):
+      path = os.path.join(root, name, ROBOFLOW_FILE)
+      if splits_lib.canonical_split(name) and os.path.isfile(path):
+        out.append(path)
   return out
 
 
@@ -122,7 +140,7 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   # 2. Images, per split, merged by image id.
   groups: dict[str | None, list[str]] = collections.defaultdict(list)
   for path in files:
-    groups[annotated.split_of_file(path)].append(path)
+    groups[_split_of(path)].append(path)
   recs: list[records.ImageRecord] = []
   for file_split, paths in groups.items():
     recs.extend(_read_group(paths, file_split, root, options, categories,
