@@ -239,3 +239,27 @@ def test_read_file_refuses_special_files_without_blocking(tmp_path):
   assert outcome.image is None
   assert "not a regular file" in outcome.problems[0].reason
   assert time.monotonic() - start < 5
+
+
+def test_unreadable_annotation_file_is_a_clear_error(tmp_path, monkeypatch):
+  """Simulated as above (root reads a chmod 000 file): opening the
+  annotation file fails. It must not be taken for a stray file (which would
+  build the images as a class folder named `img`)."""
+  root = tmp_path / "in"
+  helpers.write_image(root / "img" / "a.jpg")
+  annotation = root / "train.json"
+  annotation.write_text('[{"filename": "img/a.jpg"}]')
+  import builtins  # pylint: disable=g-import-not-at-top
+  real_open = builtins.open
+
+  def open_denied(file, *args, **kwargs):
+    if os.fspath(file) == str(annotation):
+      raise PermissionError(13, "Permission denied", os.fspath(file))
+    return real_open(file, *args, **kwargs)
+
+  monkeypatch.setattr(builtins, "open", open_denied)
+  with pytest.raises(records.InputError) as e:
+    helpers.build(root, tmp_path / "out", config=MyImagesConfig(
+        name="hostile", split_fractions={"train": 1.0}))
+  assert str(e.value) == f"{annotation}: cannot read: Permission denied"
+  assert not helpers.incomplete_dirs(tmp_path / "out")

@@ -94,9 +94,13 @@ def scan(root: str, layout: str, options: ReadOptions) -> ScanResult:
     raise records.InputError(
         f"{root}: the data folder (--manual_dir) does not exist or is not a"
         " folder")
-  if layout == "auto":
-    layout = detect_layout(root, options)
-  result = _READERS[layout](root, options)
+  try:
+    if layout == "auto":
+      layout = detect_layout(root, options)
+    result = _READERS[layout](root, options)
+  except OSError as e:  # An annotation or labels file that cannot be read.
+    raise records.InputError(
+        f"{e.filename or root}: cannot read: {e.strerror or e}") from e
   if not result.records:
     rejected = [p for p in result.problems if p.kind == "rejected"]
     detail = (

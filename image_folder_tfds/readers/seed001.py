@@ -90,7 +90,8 @@ def looks_like(path: str) -> bool:
   try:
     for _, entry in iter_entries(path, "", []):
       return isinstance(entry, dict) and "filename" in entry
-  except (records.InputError, OSError, UnicodeDecodeError):
+  except (records.InputError, UnicodeDecodeError):  # An unreadable file
+    # (OSError) is not taken for a stray one: `scan` reports it.
     return False
   return False
 
@@ -151,8 +152,17 @@ def iter_entries(path: str, split: str, problems: list[records.Problem]):
     raise records.InputError(
         f"{path}: expected a JSON list of per-image objects, or JSON Lines"
         " (one object per line)")
-  with open(path, encoding="utf-8-sig") as f:
-    for number, line in enumerate(f, start=1):
+  # Bytes, decoded line by line: one line that is not UTF-8 is reported, not
+  # a UnicodeDecodeError that ends the build (or hides the file from
+  # layout detection).
+  with open(path, "rb") as f:
+    for number, raw in enumerate(f, start=1):
+      try:
+        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+      except UnicodeDecodeError as e:
+        problems.append(annotated.input_problem(
+            path, f"not UTF-8 text: {e}", split=split, item=f"line {number}"))
+        continue
       if not line.strip():
         continue
       try:

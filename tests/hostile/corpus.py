@@ -441,6 +441,57 @@ def csv_huge_field_and_nul(root):
                                 "field larger than field limit"])
 
 
+@case
+def coco_wrong_types(root):
+  for i in range(3):
+    img(root / f"images/{i}.jpg", i)
+  (root / "annotations").mkdir()
+  (root / "annotations/instances_train.json").write_text(json.dumps({
+      "categories": [{"id": 1, "name": "cat"}],
+      "images": [{"id": 0, "file_name": "0.jpg", "width": 40, "height": 30},
+                 {"id": 1, "file_name": None},
+                 {"id": 2, "file_name": "2.jpg", "width": "40", "height": 30}],
+      "annotations": [
+          {"id": 10, "image_id": 0, "category_id": 1, "bbox": "[1, 2, 3, 4]"},
+          {"id": 11, "image_id": 0, "category_id": 1, "bbox": [1, 2, -3, 4]},
+          {"id": 12, "image_id": 0, "category_id": 1, "bbox": [1, 2, 3]},
+          {"id": 13, "image_id": 0, "category_id": 7, "bbox": [1, 2, 3, 4]},
+          {"id": 14, "image_id": 99, "category_id": 1, "bbox": [1, 2, 3, 4]},
+          {"id": 15, "image_id": 2, "category_id": 1, "bbox": [4, 3, 8, 6]},
+      ]}))
+
+  def check(ex):
+    assert len(ex["images/0.jpg"]["objects"]["bbox"]) == 0
+    np.testing.assert_allclose(ex["images/2.jpg"]["objects"]["bbox"],
+                               [[3 / 30, 4 / 40, 9 / 30, 12 / 40]], rtol=1e-6)
+
+  return Expect("built", written={"images/0.jpg", "images/2.jpg"}, problems=[
+      ("instances_train.json", "bbox"),
+      ("instances_train.json", "image_id 99 is not among the images"),
+      ("instances_train.json", "image file name must be a non-empty string"),
+  ], check=check)
+
+
+@case
+def big_integer_in_json_list(root):
+  img(root / "img/a.jpg")
+  (root / "train.json").write_text(
+      '[{"filename": "img/a.jpg", "extra": {"n": 123456789012345678901234}}]')
+  return Expect("error", error=["train.json", "integer overflow"],
+                config={**BASE_CONFIG, "layout": "seed001"})
+
+
+@case
+def invalid_utf8_and_bom(root):
+  img(root / "img/a.jpg", 1)
+  img(root / "img/b.jpg", 2)
+  (root / "train.jsonl").write_bytes(
+      b'\xef\xbb\xbf{"filename": "img/a.jpg"}\n'
+      b'{"filename": "img/b.jpg", "extra": "\xff\xfe bad bytes"}\n')
+  return Expect("built", written={"img/a.jpg"}, problems=[
+      ("train.jsonl", "not UTF-8 text")])
+
+
 if __name__ == "__main__":
   out = pathlib.Path(sys.argv[1])
   for name, make in CASES.items():
