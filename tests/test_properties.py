@@ -343,3 +343,108 @@ def test_csv_rows_round_trip_exactly(image_root, rows):
     for o, k in zip(r.objects, kept):
       assert [round(v * s, 9) for v, s in zip(k.box, (40, 30, 40, 30))] == \
           list(o.box)
+
+
+# --- Reader: COCO ---------------------------------------------------------------
+
+COCO_CATEGORIES = [{"id": 1, "name": "cat", "keypoints": ["a", "b"]},
+                   {"id": 2, "name": "dog", "keypoints": ["a", "b"]}]
+
+
+@st.composite
+def coco_annotation(draw, ann_id, image_id):
+  x, w = draw(st.integers(0, 39)), draw(st.integers(0, 40))
+  y, h = draw(st.integers(0, 29)), draw(st.integers(0, 30))
+  w, h = min(w, 40 - x), min(h, 30 - y)
+  box = [x + draw(st.sampled_from([0, 0.25, 0.5])) * (w > 0), float(y),
+         float(w) * 0.5, float(h)]
+  cat = draw(st.sampled_from(COCO_CATEGORIES))
+  kps = [(draw(st.integers(0, 40)), draw(st.integers(0, 30)),
+          draw(st.sampled_from([0, 1, 2]))) for _ in range(2)]
+  ann = {"id": ann_id, "image_id": image_id, "category_id": cat["id"],
+         "bbox": box, "area": draw(st.floats(0, 1200, allow_nan=False)),
+         "iscrowd": draw(st.sampled_from([0, 1])),
+         "keypoints": [v for kp in kps for v in kp],
+         "num_keypoints": sum(1 for kp in kps if kp[2] > 0)}
+  obj = records.ObjectRecord(
+      box=(box[0], box[1], box[0] + box[2], box[1] + box[3]),
+      label=["cat", "dog"].index(cat["name"]), text=cat["name"],
+      area=ann["area"], id=str(ann_id), is_crowd=bool(ann["iscrowd"]),
+      keypoints=tuple(records.Keypoint(x=kx, y=ky, v=kv)
+                      for kx, ky, kv in kps))
+  return ann, obj
+
+
+def scan_coco(root, doc):
+  folder = root / "annotations"
+  folder.mkdir(exist_ok=True)
+  path = folder / "person_keypoints_train.json"
+  path.write_text(json.dumps(doc))
+  try:
+    return readers.scan(str(root), "coco", readers.ReadOptions(
+        split_fractions={"train": 1.0}))
+  finally:
+    path.unlink()
+
+
+@READERS
+@given(st.data())
+def test_coco_valid_annotations_round_trip_exactly(image_root, data):
+  n_images = data.draw(st.integers(1, NUM_IMAGES), label="images")
+  images = [{"id": i, "file_name": f"img/{i}.jpg", "width": 40, "height": 30}
+            for i in range(n_images)]
+  pairs = {}
+  ann_id = 100
+  for i in range(n_images):
+    for _ in range(data.draw(st.integers(0, 3), label=f"objects of {i}")):
+      pairs.setdefault(f"img/{i}.jpg", []).append(
+          data.draw(coco_annotation(ann_id, i), label=f"annotation {ann_id}"))
+      ann_id += 1
+  result = scan_coco(image_root, {
+      "categories": COCO_CATEGORIES, "images": images,
+      "annotations": [a for objs in pairs.values() for a, _ in objs]})
+  assert [p for p in result.problems if p.kind != "warning"] == []
+  assert result.class_names == ["cat", "dog"]
+  for rec in result.records:
+    expected = tuple(o for _, o in pairs.get(rec.file_name, []))
+    assert rec.objects == expected  # Every value as written.
+    kept, problems = annotations.finalize(rec, 40, 30)
+    assert problems == []
+    for got, want in zip(kept, expected):
+      assert [round(v * s, 9) for v, s in zip(got.box, (40, 30, 40, 30))] == \
+          list(want.box)
+
+
+COCO_WRONG = [  # (field, wrong value, what the message names)
+    ("bbox", "[1, 2, 3, 4]", "bbox must be an array"),
+    ("bbox", [1, 2, 3], "bbox must be [x, y, width, height]"),
+    ("bbox", [1, 2, -3, 4], "negative width or height"),
+    ("bbox", [1, "2", 3, 4], "bbox[1] must be a number"),
+    ("category_id", 9, "category_id 9 is not among the categories"),
+    ("category_id", "1", "category_id must be an integer"),
+    ("iscrowd", 2, "iscrowd must be 0 or 1"),
+    ("area", -5, "area is -5.0: negative"),
+    ("keypoints", [1, 2, 3, 4], "keypoints has 4 numbers"),
+    ("keypoints", [1, 2, 2, 3, 4, 7], "visibility must be 0, 1 or 2"),
+    ("num_keypoints", 5, "num_keypoints is 5"),
+]
+
+
+@READERS
+@given(st.sampled_from(COCO_WRONG), st.integers(0, NUM_IMAGES - 1))
+def test_coco_wrong_values_are_refused_naming_the_field(image_root, wrong,
+                                                        image_id):
+  field, value, message = wrong
+  good = {"id": 1, "image_id": image_id, "category_id": 1,
+          "bbox": [1, 2, 3, 4], "keypoints": [1, 1, 2, 2, 2, 2],
+          "num_keypoints": 2}
+  bad = dict(good, id=2, **{field: value})
+  result = scan_coco(image_root, {
+      "categories": COCO_CATEGORIES,
+      "images": [{"id": image_id, "file_name": f"img/{image_id}.jpg"}],
+      "annotations": [good, bad]})
+  (rec,) = result.records
+  assert [o.id for o in rec.objects] == ["1"]  # The good one is kept.
+  refused = [p for p in result.problems if p.kind == "rejected"]
+  assert len(refused) == 1 and message in refused[0].reason, refused
+  assert "object 2" in refused[0].item
