@@ -168,6 +168,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self._class_counts = collections.defaultdict(collections.Counter)
     if scan.keypoint_names:  # COCO: the names of each class's keypoints.
       self.info.metadata["keypoint_names"] = scan.keypoint_names
+    if scan.skeletons:  # COCO: keypoint links, for `image-folder-tfds show`.
+      self.info.metadata["skeletons"] = scan.skeletons
     if config.strict:
       for p in self._report.problems:
         _check_strict(p)

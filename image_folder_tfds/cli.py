@@ -208,7 +208,8 @@ def _show_args(p: argparse.ArgumentParser) -> None:
                  help="side of one tile in pixels (default 256)")
   p.add_argument("--skeleton", default=None, metavar="COCO_JSON",
                  help="COCO annotation file whose categories' `skeleton`"
-                 " links the keypoints (e.g. person_keypoints_val2017.json)")
+                 " links the keypoints (e.g. person_keypoints_val2017.json);"
+                 " default: the skeleton stored with a COCO dataset")
   p.add_argument("-o", "--out", default="show.png", help="PNG to write")
 
 
@@ -227,7 +228,10 @@ def _show(args) -> int:
   split = _pick_split(builder, args.split)
   names = dataset_class_names(builder)
   metadata = builder.info.metadata or {}
-  skeletons = read_coco_skeletons(args.skeleton) if args.skeleton else None
+  # The dataset's own COCO skeleton; --skeleton overrides it (or adds one to
+  # a dataset built without).
+  skeletons = (read_coco_skeletons(args.skeleton) if args.skeleton
+               else metadata.get("skeletons"))
   ds = builder.as_dataset(split=split, shuffle_files=False)
   ds = ds.skip(args.skip).take(args.num)
   views = [

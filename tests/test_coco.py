@@ -93,6 +93,35 @@ def test_keypoint_names_in_metadata(built):
       "person": person["keypoints"]}
 
 
+def test_skeleton_in_metadata(built):
+  builder, _ = built
+  person = [c for c in _load("person_keypoints_train2017.json")["categories"]
+            if c["name"] == "person"][0]
+  assert person["skeleton"]
+  assert builder.info.metadata["skeletons"] == {"person": person["skeleton"]}
+
+
+@pytest.mark.parametrize("skeleton, message", [
+    ([[1, 99]], "link [1, 99] names a keypoint outside 1.."),
+    ([[1]], "is not a pair [a, b]"),
+    ("1-2", "skeleton"),
+])
+def test_bad_skeleton_is_refused(tmp_path, skeleton, message):
+  root = tmp_path / "coco"
+  import shutil
+  shutil.copytree(ROOT, root)
+  path = root / "annotations" / "person_keypoints_train2017.json"
+  data = json.loads(path.read_text())
+  for c in data["categories"]:
+    if c.get("keypoints"):
+      c["skeleton"] = skeleton
+  path.write_text(json.dumps(data))
+  with pytest.raises(image_folder_tfds.records.InputError) as e:
+    helpers.build(root, tmp_path / "out")
+  assert "person_keypoints_train2017.json" in str(e.value)
+  assert message in str(e.value)
+
+
 def test_every_box_keypoint_and_label_read_back(built):
   builder, examples = built
   _, expected = _expected()

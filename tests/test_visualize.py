@@ -92,12 +92,22 @@ def test_show_draws_keypoints_and_skeleton(coco, tmp_path):
   nose = to_canvas(builder, index, 10, 12)  # Visible (v=2): a filled dot.
   # Halfway along the nose - left_eye (8, 10) link, between the two dots.
   link = to_canvas(builder, index, 9, 11)
-  plain = show(builder, tmp_path / "plain.png")
-  assert tuple(plain[nose[1], nose[0]]) == PERSON
-  assert tuple(plain[link[1], link[0]]) != PERSON  # No skeleton given.
-  skeleton = root / "annotations" / "person_keypoints_train2017.json"
-  drawn = show(builder, tmp_path / "skeleton.png", "--skeleton", str(skeleton))
+  # The COCO skeleton is stored with the dataset and drawn by default.
+  assert builder.info.metadata["skeletons"] == {"person": [[1, 2], [1, 3]]}
+  drawn = show(builder, tmp_path / "stored.png")
+  assert tuple(drawn[nose[1], nose[0]]) == PERSON
   assert tuple(drawn[link[1], link[0]]) == PERSON
+  # --skeleton reads the links from a COCO file instead: the same picture.
+  skeleton = root / "annotations" / "person_keypoints_train2017.json"
+  given = show(builder, tmp_path / "skeleton.png", "--skeleton", str(skeleton))
+  assert np.array_equal(given, drawn)
+  # Control: the same examples drawn without links leave that pixel alone.
+  names = builder.info.features["label"].names
+  views = [visualize.view_of(ex, names, 0)
+           for ex in helpers.read_split(builder, "train")[:3]]
+  plain = np.asarray(visualize.show_grid(views, tile=TILE, skeletons={}))
+  assert tuple(plain[nose[1], nose[0]]) == PERSON
+  assert tuple(plain[link[1], link[0]]) != PERSON
   # right_eye has v=0 (not labelled): neither it nor its link is drawn.
   # 30% of the way from the nose to (0, 0), where right_eye would be.
   right_eye_link = to_canvas(builder, index, 7, 8.4)

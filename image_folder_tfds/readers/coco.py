@@ -112,6 +112,7 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
         kp_names = [annotated.text(k, f"category {cid} keypoints[]")
                     for k in annotated.array(cat.get("keypoints") or [],
                                              f"category {cid} keypoints")]
+        skeleton = _skeleton(cat.get("skeleton"), len(kp_names), cid)
       except annotated.FieldError as e:
         raise records.InputError(f"{path}: {e}") from None
       known = categories.get(cid)
@@ -120,7 +121,8 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
             f"{path}: category {cid} is {name!r} here but {known['name']!r} in"
             f" {known['file']}")
       if known is None or (kp_names and not known["keypoints"]):
-        categories[cid] = {"name": name, "keypoints": kp_names, "file": path}
+        categories[cid] = {"name": name, "keypoints": kp_names, "file": path,
+                           "skeleton": skeleton}
   by_name = collections.Counter(c["name"] for c in categories.values())
   twice = sorted(n for n, k in by_name.items() if k > 1)
   if twice:
@@ -136,6 +138,8 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
                                 source="the COCO categories")
   keypoint_names = {c["name"]: c["keypoints"]
                     for _, c in sorted(categories.items()) if c["keypoints"]}
+  skeletons = {c["name"]: c["skeleton"]
+               for _, c in sorted(categories.items()) if c["skeleton"]}
 
   # 2. Images, per split, merged by image id.
   groups: dict[str | None, list[str]] = collections.defaultdict(list)
@@ -148,7 +152,23 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   return common.ScanResult(
       layout="coco: " + ", ".join(os.path.relpath(f, root) for f in files),
       class_names=list(classes.names), records=recs, problems=problems,
-      keypoint_names=keypoint_names)
+      keypoint_names=keypoint_names, skeletons=skeletons)
+
+
+def _skeleton(links, num_keypoints: int, cid) -> list[list[int]]:
+  """COCO `categories[].skeleton`: [a, b] links, keypoints numbered from 1."""
+  field = f"category {cid} skeleton"
+  out = []
+  for link in annotated.array(links or [], field):
+    pair = annotated.array(link, f"{field}[]")
+    if len(pair) != 2:
+      raise annotated.FieldError(f"{field}: {link!r} is not a pair [a, b]")
+    a, b = (annotated.integer(v, f"{field}[]") for v in pair)
+    if not (1 <= a <= num_keypoints and 1 <= b <= num_keypoints):
+      raise annotated.FieldError(
+          f"{field}: link {[a, b]} names a keypoint outside 1..{num_keypoints}")
+    out.append([a, b])
+  return out
 
 
 def _read_group(paths, file_split, root, options, categories, classes,

@@ -55,6 +55,8 @@ class ScanResult:
   problems: list[records.Problem]
   # Keypoint names per class (COCO categories), kept in `info.metadata`.
   keypoint_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+  # COCO: {class name: [[a, b], ...]} keypoint links, numbered from 1.
+  skeletons: dict[str, list[list[int]]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
