@@ -105,8 +105,13 @@ def tfds_cli() -> list[str]:
 
 
 def incomplete_dirs(data_dir) -> list[pathlib.Path]:
-  """TFDS's unfinished build folders (`incomplete.*`) anywhere below."""
-  return sorted(p for p in pathlib.Path(data_dir).rglob("incomplete.*"))
+  """TFDS's unfinished build folders (`incomplete.*`) anywhere below.
+
+  (Not TFDS's `.config/incomplete.<hex>.metadata.json`: a tiny file written
+  and renamed in microseconds, which a kill at that instant would leave.)
+  """
+  return sorted(p for p in pathlib.Path(data_dir).rglob("incomplete.*")
+                if p.is_dir())
 
 
 def write_noise_png(path, seed=0, side=100) -> bytes:
