@@ -255,7 +255,14 @@ def test_kill_minus_nine_at_many_points_then_rerun(manual_dir, tmp_path):
       shutil.rmtree(run.final)
 
   final = Run(cmd, out, tmp_path / "final.log")
+  # While the rerun builds, readers see no dataset or all of it.
+  looks = []
+  while final.proc.poll() is None:
+    looks.append(load_state(out, reference))
+    time.sleep(0.02)
   assert final.finish() == 0, final.text()[-3000:]
+  looks.append(load_state(out, reference))
+  assert looks[-1] == "complete" and set(looks) <= {"not prepared", "complete"}
   removed = sum(
       int(m) for log in tmp_path.glob("*.log") if log.name != "reference.log"
       for m in re.findall(r"removed (\d+) unfinished folder",
@@ -270,7 +277,8 @@ def test_kill_minus_nine_at_many_points_then_rerun(manual_dir, tmp_path):
   phases = {h["phase"].split(" ")[0] for h in hits}
   print("\nkill points:", json.dumps(hits, indent=1))
   (pathlib.Path(os.environ.get("CRASH_REPORT", tmp_path / "hits.json"))
-   .write_text(json.dumps({"reference": times, "hits": hits}, indent=1)))
+   .write_text(json.dumps({"reference": times, "hits": hits,
+                           "loads_during_rerun": len(looks)}, indent=1)))
   assert len(hits) >= 10
   assert {"generating", "writing"} <= phases, hits
   assert len(phases & {"scanning", "generating", "writing", "finalizing"}) >= 3
