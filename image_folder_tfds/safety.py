@@ -7,7 +7,9 @@ dataset. What TFDS 4.9.10 does not do (measured here):
 * a build killed with `kill -9` leaves its `incomplete.*` folder behind for
   ever, and every rerun starts a new one beside it;
 * two builds of the same version into one `data_dir` both generate everything;
-  the second one's final rename then fails with a bare "Directory not empty";
+  the second one's final rename then fails with a bare `FileExistsError:
+  Cannot rename .../incomplete.XXXXXX_1.0.0. Destination .../1.0.0 already
+  exists`;
 * a full or read-only `data_dir` ends in a traceback from deep inside the
   writer.
 
