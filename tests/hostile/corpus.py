@@ -2,9 +2,8 @@
 must happen (issue 5).
 
 A case is a function `make(root) -> Expect`. Most cases are generated at run
-time because they cannot be committed (FIFOs, symbolic link loops, a 1 GB
-bomb, file names with newlines) or are large (a million objects, a 30 MB
-JSON file). `python tests/hostile/corpus.py OUT` writes every case to
+time because they cannot be committed (FIFOs, symbolic link loops, file
+names with newlines) or are large (a million objects, a 30 MB JSON file). `python tests/hostile/corpus.py OUT` writes every case to
 `OUT/<case>/` for a look by hand (cases that need a monkeypatch, such as a
 file that vanishes between scan and read, are set up by test_hostile.py).
 
