@@ -237,6 +237,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     # capped so memory stays bounded at any size.
     self._serializer = None
     self._beam = beam_lib.uses_beam(download_config)
+    if warning := beam_lib.direct_runner_warning(download_config):
+      print(warning, file=sys.stderr)
     with writing.passthrough(self.info.features), \
         writing.bounded_shuffle_memory():
       super()._download_and_prepare(dl_manager, download_config)

@@ -143,3 +143,19 @@ def test_shard_with_missing_records_is_caught(tmp_path, file_format):
     writer.close()
   with pytest.raises(report_lib.CountMismatchError, match="records, split"):
     beam_lib.check_shards(builder.data_path, builder.info.splits)
+
+
+@pytest.mark.parametrize("flags, warned", [
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], True),
+    (["--direct_running_mode=multi_threading", "--direct_num_workers=0"], True),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=1"], False),
+    (_IN_MEMORY, False),
+    (["--runner=DataflowRunner", "--direct_running_mode=multi_processing"], False),
+])
+def test_direct_runner_with_several_workers_is_warned(flags, warned):
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  config = tfds.download.DownloadConfig(
+      beam_options=beam.options.pipeline_options.PipelineOptions(flags))
+  message = beam_lib.direct_runner_warning(config)
+  assert (message is not None) == warned
+  assert beam_lib.direct_runner_warning(tfds.download.DownloadConfig()) is None
