@@ -320,3 +320,25 @@ def test_output_error_only_for_output_problems(tmp_path):
                       " left on device")
   error = safety.output_error(full, tmp_path / "out", "writing")
   assert isinstance(error, safety.OutputError) and "disk is full" in str(error)
+
+
+def test_file_system_without_locks_builds_and_leaves_orphans(folders, tmp_path,
+                                                           monkeypatch):
+  """Where flock is not supported (ENOLCK), the build goes on with a warning,
+  and removes no folder: without a lock, it cannot know that one is dead."""
+  import errno  # pylint: disable=g-import-not-at-top
+  import fcntl  # pylint: disable=g-import-not-at-top
+  root, files = folders
+  orphan = tmp_path / "out" / "my_images" / "default" / "incomplete.MAYBE0_1.0.0"
+  orphan.mkdir(parents=True)
+
+  def no_locks(fd, op):
+    raise OSError(errno.ENOLCK, "No locks available")
+
+  monkeypatch.setattr(fcntl, "flock", no_locks)
+  logged = []
+  monkeypatch.setattr(safety, "_log", logged.append)
+  builder = helpers.build(root, tmp_path / "out")
+  assert sorted(helpers.read_all(builder)) == sorted(files)
+  assert orphan.is_dir()  # Maybe a live build's: left alone.
+  assert any("has no file locks" in m for m in logged), logged
