@@ -448,3 +448,55 @@ def test_coco_wrong_values_are_refused_naming_the_field(image_root, wrong,
   refused = [p for p in result.problems if p.kind == "rejected"]
   assert len(refused) == 1 and message in refused[0].reason, refused
   assert "object 2" in refused[0].item
+
+
+# --- Reader: Pascal VOC ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def voc_root(tmp_path_factory):
+  root = tmp_path_factory.mktemp("voc_props")
+  for i in range(NUM_IMAGES):
+    helpers.write_image(root / "JPEGImages" / f"{i}.jpg", seed=i)
+  (root / "Annotations").mkdir()
+  return root
+
+
+pixel_x = st.floats(0, 40, allow_nan=False)
+pixel_y = st.floats(0, 30, allow_nan=False)
+voc_names = st.text(st.characters(whitelist_categories=("L", "N")),
+                    min_size=1, max_size=8)
+
+
+@READERS
+@given(st.data())
+def test_voc_valid_objects_round_trip_exactly(voc_root, data):
+  from xml.sax.saxutils import escape  # pylint: disable=g-import-not-at-top
+  for old in (voc_root / "Annotations").iterdir():
+    old.unlink()
+  expected = {}
+  for i in range(data.draw(st.integers(1, NUM_IMAGES), label="images")):
+    objs = []
+    xml = [f"<annotation><filename>{i}.jpg</filename>"]
+    for j in range(data.draw(st.integers(0, 3), label=f"objects of {i}")):
+      x0, x1 = sorted((data.draw(pixel_x), data.draw(pixel_x)))
+      y0, y1 = sorted((data.draw(pixel_y), data.draw(pixel_y)))
+      name = data.draw(voc_names)
+      xml.append(f"<object><name>{escape(name)}</name><bndbox>"
+                 f"<xmin>{x0!r}</xmin><ymin>{y0!r}</ymin>"
+                 f"<xmax>{x1!r}</xmax><ymax>{y1!r}</ymax></bndbox></object>")
+      objs.append(records.ObjectRecord(box=(x0, y0, x1, y1), text=name,
+                                       id=str(j)))
+    xml.append("</annotation>")
+    (voc_root / "Annotations" / f"{i}.xml").write_text("".join(xml))
+    expected[f"JPEGImages/{i}.jpg"] = objs
+  result = readers.scan(str(voc_root), "voc", readers.ReadOptions(
+      split_fractions={"train": 1.0}))
+  assert [p for p in result.problems if p.kind == "rejected"] == []
+  assert {r.file_name for r in result.records} == set(expected)
+  for rec in result.records:
+    want = expected[rec.file_name]
+    assert [(o.box, o.text, o.id) for o in rec.objects] == [
+        (o.box, o.text, o.id) for o in want]  # Bit for bit.
+    kept, problems = annotations.finalize(rec, 40, 30)
+    assert problems == [] and len(kept) == len(want)
