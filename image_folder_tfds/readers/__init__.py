@@ -11,6 +11,7 @@ import dataclasses
 import os
 
 from image_folder_tfds import records
+from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
 from image_folder_tfds.readers import folders
@@ -41,7 +42,7 @@ def detect_layout(root: str, options: ReadOptions) -> str:
   folders. Two formats at once is an error.
   """
   if options.annotations:
-    path = seed001.annotation_path(root, options.annotations)
+    path = annotated.annotation_path(root, options.annotations)
     return _layout_of_file(path)
   found = []
   if voc.is_voc(root):

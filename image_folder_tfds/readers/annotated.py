@@ -23,6 +23,14 @@ from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import common
 
 
+def annotation_path(root: str, name: str) -> str:
+  """The annotation file the `annotations` option names (relative to root)."""
+  path = name if os.path.isabs(name) else os.path.join(root, name)
+  if not os.path.isfile(path):
+    raise records.InputError(f"{path}: annotation file not found")
+  return os.path.abspath(path)
+
+
 class FieldError(ValueError):
   """A field of an annotation has the wrong type or value."""
 

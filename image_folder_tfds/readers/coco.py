@@ -56,11 +56,7 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   """`options.annotations`, else `instances_*.json` and
   `person_keypoints_*.json` in `root/annotations/` or `root`."""
   if options.annotations:
-    path = options.annotations
-    path = path if os.path.isabs(path) else os.path.join(root, path)
-    if not os.path.isfile(path):
-      raise records.InputError(f"{path}: annotation file not found")
-    return [os.path.abspath(path)]
+    return [annotated.annotation_path(root, options.annotations)]
   out = []
   for folder in (os.path.join(root, "annotations"), root):
     if os.path.isdir(folder):

@@ -46,7 +46,7 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   """`options.annotations`, else the JSON/JSON Lines files at the top of
   `root` or in `root/annotations/`."""
   if options.annotations:
-    return [annotation_path(root, options.annotations)]
+    return [annotated.annotation_path(root, options.annotations)]
   out = []
   for folder in (root, os.path.join(root, "annotations")):
     if not os.path.isdir(folder):
@@ -59,13 +59,6 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
         continue
       out.append(path)
   return out
-
-
-def annotation_path(root: str, name: str) -> str:
-  path = name if os.path.isabs(name) else os.path.join(root, name)
-  if not os.path.isfile(path):
-    raise records.InputError(f"{path}: annotation file not found")
-  return os.path.abspath(path)
 
 
 def first_key(path: str) -> str | None:

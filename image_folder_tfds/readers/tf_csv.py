@@ -31,11 +31,7 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   """`options.annotations`, else the `*.csv` files at the top of `root`, in
   `root/annotations/` or in `root/data/`."""
   if options.annotations:
-    path = options.annotations
-    path = path if os.path.isabs(path) else os.path.join(root, path)
-    if not os.path.isfile(path):
-      raise records.InputError(f"{path}: annotation file not found")
-    return [os.path.abspath(path)]
+    return [annotated.annotation_path(root, options.annotations)]
   out = []
   for folder in (root, os.path.join(root, "annotations"),
                  os.path.join(root, "data")):
