@@ -8,16 +8,19 @@ Profiling a 5k-image build (cProfile, `bench/`) showed TFDS's own path,
 message per field, ragged fields rebuilt through nested dicts), costing
 ~400 us per example in the one main process: 20 s for 50k images, more than
 reading and checking the images on both cores. `Serializer` writes the same
-protocol-buffer bytes directly (~30 us): a plan made once from the
+protocol-buffer bytes directly (~40 us): a plan made once from the
 `FeaturesDict` (flat keys, types, sequence depth, as TFDS names them), then
-wire-format encoding. Map entries are in sorted key order, which is what
-`SerializeToString(deterministic=True)` gives, so shards are reproducible.
+wire-format encoding. Map entries are in the order
+`SerializeToString(deterministic=True)` gives (`_map_order`), so shards are
+reproducible and equal to `release.canonical_example` of TFDS's bytes.
 
 Only feature types whose TFDS encoding is plain are planned (Image given as
 bytes, Text, ClassLabel, BBoxFeature, scalar/1-D Tensor, Sequence of these up
 to two levels); `Serializer.for_features` returns None for anything else and
-the builder keeps TFDS's own path. `tests/test_writing.py` checks the
-bytes parse to the same `tf.train.Example` as TFDS's for every field.
+the builder keeps TFDS's own path; so does an example whose image is not
+given as encoded bytes (`Unsupported` from `serialize`).
+`tests/test_writing.py` checks the bytes equal TFDS's, field by field and
+shard by shard.
 
 TFDS has no hook for pre-serialized examples, so `passthrough` lets a
 `Serialized` value through `encode_example` and `serialize_example` unchanged
@@ -146,6 +149,11 @@ class Serializer:
 def _encode(f: _Field, values, depth: int) -> bytes:
   items = [values] if depth == 0 else values
   leaf = f.leaf
+  if type(leaf) is tfds.features.Image:
+    if not all(isinstance(v, bytes) for v in items):
+      # A path, an array or a PIL image: TFDS encodes those itself.
+      raise Unsupported(f"{f.key}: image not given as encoded bytes")
+    return b"".join(_field(1, v) for v in items)
   if f.kind == _BYTES and f.width == 1:
     return b"".join(_field(1, _to_bytes(v, f.key)) for v in items)
   if isinstance(leaf, tfds.features.BBoxFeature):
@@ -181,6 +189,8 @@ def _plan(feature, key: str, path: tuple[str, ...]):
     yield from _plan(feature.feature, key, path + ("",))
     return
   if ftype is f.Image:
+    if np.dtype(feature.np_dtype) != np.uint8:
+      raise Unsupported(f"{key}: {feature.np_dtype} image")
     yield _Field(key, path, _BYTES, feature, 1)
   elif ftype is f.ClassLabel:
     yield _Field(key, path, _INT, feature, 1)

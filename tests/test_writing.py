@@ -123,3 +123,13 @@ def test_spilled_build_reads_back(tmp_path, monkeypatch):
   written = helpers.make_class_folders(tmp_path / "in", per_class=5)
   builder = helpers.build(tmp_path / "in", tmp_path / "out")
   assert set(helpers.read_all(builder)) == set(written)
+
+
+def test_image_not_given_as_bytes_takes_tfds_path():
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  fd = features.features_dict(store_images=True)
+  features.set_class_names(fd, ["cat", "dog"])
+  example = _example([])
+  example[features.IMAGE] = np.zeros((3, 4, 3), np.uint8)
+  with pytest.raises(writing.Unsupported):
+    writing.Serializer.for_features(fd).serialize(example)
