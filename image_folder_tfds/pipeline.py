@@ -100,8 +100,10 @@ def process_all(
     for r in recs:
       yield process(r, options)
     return
-  pool = [_Worker(options) for _ in range(workers)]
+  pool: list[_Worker] = []
   try:
+    for _ in range(workers):
+      pool.append(_Worker(options))
     pending: collections.deque[_Worker] = collections.deque()
     for i, chunk in enumerate(_chunks(recs, CHUNK)):
       worker = pool[i % workers]
