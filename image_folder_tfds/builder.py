@@ -142,15 +142,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         dl_manager, config.source_url, self.url_infos)
     root = self._source.root if self._source else dl_manager.manual_dir
     with readers.common.scan_progress(root):
-      scan = readers.scan(
-          root,
-          config.layout,
-          readers.ReadOptions(
-              split_fractions=dict(config.split_fractions),
-              labels_file=config.labels_file,
-              annotations=config.annotations,
-          ),
-      )
+      scan = readers.scan(root, config.layout, config.read_options())
     self._encoder = None
     if config.output_format == "model_garden":
       self._encoder = model_garden.Encoder.from_scan(scan)

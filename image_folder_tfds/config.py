@@ -9,6 +9,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 from image_folder_tfds import splits as splits_lib
+from image_folder_tfds.readers import common
 
 LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv")
 # "tfds": our own nested features; "model_garden": the flat keys Model Garden
@@ -128,6 +129,14 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       )
     if self.description is None:
       self.description = f"my_images built with options {self.options()}"
+
+  def read_options(self) -> common.ReadOptions:
+    """What the readers need of this config."""
+    return common.ReadOptions(
+        split_fractions=dict(self.split_fractions),
+        labels_file=self.labels_file,
+        annotations=self.annotations,
+    )
 
   def options(self) -> dict[str, Any]:
     """The options that change the built data (for reports and the card)."""

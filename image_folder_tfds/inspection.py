@@ -102,15 +102,7 @@ def inspect_folder(root: str | os.PathLike, config: MyImagesConfig | None = None
   scanning = (readers.common.scan_progress(root) if progress
               else contextlib.nullcontext())
   with scanning:
-    scan = readers.scan(
-        root,
-        config.layout,
-        readers.ReadOptions(
-            split_fractions=dict(config.split_fractions),
-            labels_file=config.labels_file,
-            annotations=config.annotations,
-        ),
-    )
+    scan = readers.scan(root, config.layout, config.read_options())
   report = report_lib.BuildReport(
       root=root, layout=scan.layout, class_names=scan.class_names,
       options=config.options())
