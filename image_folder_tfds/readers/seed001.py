@@ -127,6 +127,10 @@ def iter_entries(path: str, split: str, problems: list[records.Problem]):
   A JSON Lines line that is not valid JSON is reported and skipped; a JSON
   list that is not valid JSON stops the build (where the list ends is lost).
   """
+  # ijson reads strict JSON only, but Python's `json.dump` writes NaN and
+  # Infinity by default: such a list is read again with the `json` module
+  # (one copy of the file in memory, for those files only), so that a NaN
+  # rejects its own object, as in JSON Lines, not the whole file.
   with open(path, "rb") as f:
     head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
   if head.startswith(b"["):
@@ -138,8 +142,9 @@ def iter_entries(path: str, split: str, problems: list[records.Problem]):
           yield f"entry {count}", entry
           count += 1
       except ijson.JSONError as e:
-        raise records.InputError(
-            f"{path}: not valid JSON (after {count} entries): {e}") from None
+        entries = _load_with_python_json(path, f"after {count} entries: {e}")
+        for index in range(count, len(entries)):
+          yield f"entry {index}", entries[index]
     return
   if head and not head.startswith(b"{"):
     raise records.InputError(
@@ -170,6 +175,18 @@ def iter_entries(path: str, split: str, problems: list[records.Problem]):
             path, f"not valid JSON: {e}", split=split, item=f"line {number}"))
         continue
       yield f"line {number}", entry
+
+
+def _load_with_python_json(path: str, strict_error: str) -> list:
+  try:
+    with open(path, encoding="utf-8-sig") as f:
+      entries = json.load(f)
+  except (ValueError, RecursionError):
+    raise records.InputError(
+        f"{path}: not valid JSON ({strict_error})") from None
+  if not isinstance(entries, list):
+    raise records.InputError(f"{path}: expected a JSON list of per-image objects")
+  return entries
 
 
 def _record(entry, path, where, file_split, root, options, unknown, problems):

@@ -175,12 +175,37 @@ def nan_and_infinity_json_lines(root):
 
 @case
 def nan_in_json_list(root):
-  """NaN is not JSON: a JSON list stops at it, naming file and position."""
+  """NaN is not strict JSON, but `json.dump` writes it: in a JSON list it
+  rejects its own object only, as in JSON Lines (found by auto-detection)."""
+  for i in range(3):
+    img(root / f"img/{i}.jpg", i)
+  entries = [
+      {"filename": "img/0.jpg", "object": {"bbox": {
+          "xmin": [float("nan")], "ymin": [0], "xmax": [1], "ymax": [1]}}},
+      {"filename": "img/1.jpg", "object": {"bbox": {
+          "xmin": [0.1], "ymin": [0.1], "xmax": [0.9], "ymax": [0.9]}}},
+      {"filename": "img/2.jpg", "object": {"bbox": {
+          "xmin": [0], "ymin": [0], "xmax": [float("inf")], "ymax": [1]}}},
+  ]
+  (root / "train.json").write_text(json.dumps(entries))  # Writes NaN.
+
+  def check(ex):
+    _no_objects(ex["img/0.jpg"])
+    _no_objects(ex["img/2.jpg"])
+    np.testing.assert_allclose(ex["img/1.jpg"]["objects"]["bbox"],
+                               [[0.1, 0.1, 0.9, 0.9]], rtol=1e-6)
+
+  return Expect("built", written={f"img/{i}.jpg" for i in range(3)}, problems=[
+      ("train.json", "object.bbox.xmin[0] is nan (NaN or infinite)"),
+      ("train.json", "object.bbox.xmax[0] is inf (NaN or infinite)"),
+  ], check=check)
+
+
+@case
+def broken_json_list(root):
+  """A JSON list that is not JSON at all stops, naming file and position."""
   img(root / "img/a.jpg")
-  (root / "train.json").write_text(
-      '[{"filename": "img/a.jpg", "class": {"conf": NaN}}]')
-  # Named as seed 001: auto-detection cannot read the first entry either, so
-  # it takes the file for a stray one (reported as not used).
+  (root / "train.json").write_text('[{"filename": "img/a.jpg", "class": }]')
   return Expect("error", error=["train.json", "not valid JSON"],
                 config={**BASE_CONFIG, "layout": "seed001"})
 
