@@ -690,14 +690,25 @@ def test_unknown_seed001_fields_are_reported(tmp_path):
   assert len(scan.records[0].objects) == 1
 
 
-def test_json_list_with_nan_stops_naming_file_and_position(tmp_path):
+def test_json_list_with_nan_rejects_only_its_object(tmp_path):
   root = tmp_path / "data"
   helpers.write_image(root / "a.jpg")
-  (root / "train.json").write_text(
-      '[{"filename": "a.jpg"}, {"filename": "a.jpg", "object": {"area": [NaN]}}]')
+  helpers.write_image(root / "b.jpg", seed=2)
+  (root / "train.json").write_text(  # As json.dump writes NaN.
+      '[{"filename": "a.jpg"}, {"filename": "b.jpg", "object": {"area": [NaN]}}]')
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  assert sorted(r.file_name for r in scan.records) == ["a.jpg", "b.jpg"]
+  (problem,) = [p for p in scan.problems if p.kind == "rejected"]
+  assert problem.file.endswith("train.json") and "area[0] is nan" in problem.reason
+
+
+def test_json_list_that_is_not_json_stops_naming_file_and_position(tmp_path):
+  root = tmp_path / "data"
+  helpers.write_image(root / "a.jpg")
+  (root / "train.json").write_text('[{"filename": "a.jpg"}, {"filename": }]')
   with pytest.raises(records.InputError,
-                     match=r"train.json: not valid JSON \(after 1 entries\)"):
-    readers.scan(str(root), "auto", OPTIONS)
+                     match=r"train.json: not valid JSON \(after 1 entries"):
+    readers.scan(str(root), "seed001", OPTIONS)
 
 
 def test_stray_json_next_to_class_folders_is_not_seed001(tmp_path):
