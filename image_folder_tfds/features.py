@@ -7,7 +7,6 @@ README.md ("What is stored").
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -140,15 +139,6 @@ def _object(o: records.ObjectRecord) -> dict:
           for k in o.keypoints
       ],
   }
-
-
-def extra_to_text(extra) -> str:
-  """Seed 001's `extra`: kept as given when text, else as canonical JSON."""
-  if extra is None:
-    return ""
-  if isinstance(extra, str):
-    return extra
-  return json.dumps(extra, sort_keys=True, ensure_ascii=False)
 
 
 # --- Model Garden / Object Detection API layout (output_format="model_garden")
