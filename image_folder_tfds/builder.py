@@ -86,7 +86,12 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     return super()._pick_version(requested_version)
 
   def _example_writer(self):
-    return release.DeterministicExampleWriter(file_format=self.info.file_format)
+    # Beam workers serialize with TFDS's own serializer, whose map order
+    # varies between processes: re-serialize there. In-process examples are
+    # canonical already (`writing.passthrough`), so they are written as is.
+    if getattr(self, "_beam", False):
+      return release.DeterministicExampleWriter(file_format=self.info.file_format)
+    return super()._example_writer()
 
   def download_and_prepare(self, *, download_config=None, **kwargs):
     # Before TFDS's "already prepared" shortcut: data whose release file names

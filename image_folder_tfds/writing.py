@@ -40,6 +40,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer
 
+from image_folder_tfds import release
+
 _BYTES, _FLOAT, _INT = 1, 2, 3  # Feature.kind field numbers.
 
 
@@ -292,7 +294,9 @@ def passthrough(features):
   TFDS's `SplitBuilder` calls `features.encode_example` then
   `ExampleSerializer.serialize_example` on every example and has no way to
   accept one already serialized; both are wrapped for `Serialized` values
-  only (the first on this `features` object alone).
+  only (the first on this `features` object alone). Any other example takes
+  TFDS's serializer, whose map order varies between processes, and is then
+  made canonical, so every example of the build is deterministic.
   """
   encode = features.encode_example
   cls = example_serializer.ExampleSerializer
@@ -304,7 +308,7 @@ def passthrough(features):
   def serialize_example(self, example):
     if isinstance(example, Serialized):
       return example.data
-    return original(self, example)
+    return release.canonical_example(original(self, example))
 
   features.encode_example = encode_example
   cls.serialize_example = serialize_example
