@@ -53,6 +53,23 @@ def make_class_folders(root, classes=("cat", "dog"), per_class=3, split=None):
   return out
 
 
+def deny_read(monkeypatch, suffix: str) -> None:
+  """Reading a file whose path ends with `suffix` fails with EACCES.
+
+  Tests run as root, who reads a chmod 000 file anyway, so the read itself
+  is made to fail as it does for a normal user (in-process builds only).
+  """
+  from image_folder_tfds import images
+  real_read = images.read_file
+
+  def read(path):
+    if path.endswith(suffix):
+      raise PermissionError(13, "Permission denied", path)
+    return real_read(path)
+
+  monkeypatch.setattr(images, "read_file", read)
+
+
 def build(manual_dir, data_dir, config=None, **download_kwargs):
   """Builds `my_images` in-process and returns the builder."""
   import tensorflow_datasets as tfds

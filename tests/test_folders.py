@@ -206,16 +206,7 @@ def test_bad_input_is_reported_and_nothing_is_lost(tmp_path, monkeypatch, capsys
   (root / "empty_class").mkdir()
   (root / "cat" / ".DS_Store").write_bytes(b"junk")
   (root / "cat" / "._cat_0.jpg").write_bytes(b"junk")
-  # Root can read any file, so unreadable is simulated at the read.
-  from image_folder_tfds import images
-  real_read = images.read_file
-
-  def read(path):
-    if path.endswith("unreadable.jpg"):
-      raise PermissionError(13, "Permission denied", path)
-    return real_read(path)
-
-  monkeypatch.setattr(images, "read_file", read)
+  helpers.deny_read(monkeypatch, "unreadable.jpg")  # Root reads chmod 000.
   config = MyImagesConfig(name="bad", num_workers=0, split_fractions={"train": 1.0})
   builder = helpers.build(root, tmp_path / "out", config=config)
   examples = helpers.read_all(builder)

@@ -209,14 +209,7 @@ def test_file_becomes_unreadable_after_the_scan(tmp_path, monkeypatch):
   """Simulated: tests run as root, who reads a chmod 000 file anyway, so
   the read itself is made to fail as it does for a normal user."""
   root = _folder(tmp_path)
-  real_read = images.read_file
-
-  def read_denied(path):
-    if path.endswith("1.jpg"):
-      raise PermissionError(13, "Permission denied", path)
-    return real_read(path)
-
-  monkeypatch.setattr(images, "read_file", read_denied)
+  helpers.deny_read(monkeypatch, "1.jpg")
   builder = helpers.build(root, tmp_path / "out", config=MyImagesConfig(
       name="hostile", num_workers=0))
   assert len(helpers.read_all(builder)) == 2
