@@ -170,9 +170,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     if config.strict:
       for p in self._report.problems:
         _check_strict(p)
-    by_split = collections.defaultdict(list)
-    for r in scan.records:
-      by_split[r.split].append(r)
+    by_split = scan.by_split()
     if getattr(self, "_beam", False):  # `--beam_pipeline_options`: workers report back (beam.py).
       self._sent = {split: len(recs) for split, recs in by_split.items()}
       encode = functools.partial(_encode_outcome, self._encoder)

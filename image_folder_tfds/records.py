@@ -9,7 +9,11 @@ has been read.
 
 from __future__ import annotations
 
+import array
+import collections.abc
 import dataclasses
+import itertools
+import os
 from typing import Literal
 
 Coords = Literal["normalized", "pixel"]
@@ -93,3 +97,62 @@ class BadInputError(ValueError):
   def __init__(self, problem: Problem):
     super().__init__(f"{problem} (strict mode stops at the first bad input)")
     self.problem = problem
+
+
+class FolderRecords(collections.abc.Sequence):
+  """The `ImageRecord`s of a class-folder scan, kept as columns.
+
+  A folder scan knows, per file, only its relative path, split and class; an
+  `ImageRecord` object per file would cost ~3 us and ~400 bytes each (4.7 s
+  and ~400 MB for 1M files). The records are made when they are read, one at
+  a time, so the scan and the build hold three small columns instead.
+  """
+
+  __slots__ = ("_prefix", "_rels", "_splits", "_labels", "_class_names")
+
+  def __init__(self, root: str, rels: list[str], splits: list[str],
+               labels: array.array, class_names: list[str]):
+    if not len(rels) == len(splits) == len(labels):
+      raise ValueError("columns of different lengths")
+    self._prefix = root if root.endswith(os.sep) else root + os.sep
+    self._rels = rels  # Relative paths, posix separators: key and file name.
+    self._splits = splits  # Interned split names.
+    self._labels = labels
+    self._class_names = class_names
+
+  def __len__(self) -> int:
+    return len(self._rels)
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return [self._record(j) for j in range(*i.indices(len(self)))]
+    return self._record(range(len(self))[i])
+
+  def __iter__(self):
+    for i in range(len(self._rels)):
+      yield self._record(i)
+
+  def _record(self, i: int) -> ImageRecord:
+    rel = self._rels[i]
+    path = self._prefix + (rel if os.sep == "/" else rel.replace("/", os.sep))
+    label = self._labels[i]
+    return ImageRecord(
+        key=rel, path=path, file_name=rel, split=self._splits[i], source=path,
+        id=rel, label=label, label_text=self._class_names[label])
+
+  def split_names(self) -> list[str]:
+    """The split of each record, in order, without making the records."""
+    return self._splits
+
+  def by_split(self) -> dict[str, FolderRecords]:
+    """One `FolderRecords` per split, in input order."""
+    out = {}
+    for split in dict.fromkeys(self._splits):  # First-seen order.
+      keep = [s == split for s in self._splits]
+      out[split] = FolderRecords(
+          self._prefix, list(itertools.compress(self._rels, keep)),
+          list(itertools.compress(self._splits, keep)),
+          array.array(self._labels.typecode,
+                      itertools.compress(self._labels, keep)),
+          self._class_names)
+    return out

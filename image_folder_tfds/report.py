@@ -39,8 +39,8 @@ class BuildReport:
 
   def add_scan(self, scan) -> None:
     """Inputs and problems of a reader's `ScanResult`."""
-    for r in scan.records:
-      self.add_found(r.split)
+    for split, n in collections.Counter(scan.split_names()).items():
+      self.add_found(split, n)
     for p in scan.problems:
       self.add(p)
       if p.kind == "rejected" and p.counts_as_input:

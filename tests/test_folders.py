@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 
 import helpers
 from image_folder_tfds import MyImagesConfig
+from image_folder_tfds import readers
 from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.records import BadInputError, InputError
 
@@ -294,3 +295,36 @@ def test_stray_file_at_the_root_is_reported(tmp_path):
   assert p["file"].endswith("lost.jpg") and "not inside a class folder" in p["reason"]
   assert rep["counts"]["(no split)"] == {"found": 1, "written": 0, "rejected": 1}
   assert json.loads(json.dumps(rep))  # The report file is plain JSON.
+
+
+def test_scan_records_with_the_split_helper(tmp_path, monkeypatch):
+  # Big folders hash their splits in a helper process: force it on here.
+  monkeypatch.setattr(splits_lib.SplitAssigner, "HELPER_AFTER", 1)
+  root = tmp_path / "in"
+  helpers.make_class_folders(root, ("dog", "cat"), 5)
+  (root / "dog" / "deeper").mkdir()
+  helpers.write_image(root / "dog" / "deeper" / "x.jpg")
+  (root / "dog" / ".hidden.jpg").write_bytes(b"not read")
+  (root / "cat" / "Thumbs.db").write_bytes(b"not read")
+  (root / "cat" / "._0.jpg").write_bytes(b"not read")
+  fractions = {"train": 0.5, "validation": 0.25, "test": 0.25}
+  scan = readers.scan(str(root), "folders",
+                      readers.ReadOptions(split_fractions=fractions))
+  want = sorted(
+      str(p.relative_to(root)) for p in root.rglob("*.jpg")
+      if not p.name.startswith("."))
+  assert len(want) == 11
+  got = list(scan.records)
+  assert [r.key for r in got] == want  # cat/..., then dog/... (with deeper/).
+  for r in got:
+    assert r.path == r.source == str(root / r.key)
+    assert r.file_name == r.id == r.key
+    assert r.label_text == r.key.split("/")[0]
+    assert r.label == scan.class_names.index(r.label_text)
+    assert r.split == splits_lib.assign_split(r.key, fractions)
+  assert scan.records[3] == got[3] and scan.records[-1] == got[-1]
+  assert scan.records[2:5] == got[2:5]
+  by_split = scan.by_split()
+  assert {s: list(rs) for s, rs in by_split.items()} == {
+      s: [r for r in got if r.split == s] for s in {r.split for r in got}}
+  assert scan.split_names() == [r.split for r in got]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 
 from image_folder_tfds import records
 from image_folder_tfds.readers import annotated
@@ -115,8 +116,10 @@ def scan(root: str, layout: str, options: ReadOptions) -> ScanResult:
   return result
 
 
-def check_unique_keys(recs: list[records.ImageRecord]) -> None:
+def check_unique_keys(recs: Sequence[records.ImageRecord]) -> None:
   """Fails on the first duplicate example key, naming both sources."""
+  if isinstance(recs, records.FolderRecords):
+    return  # Relative paths from one walk of the folder: distinct.
   seen: dict[tuple[str, str], records.ImageRecord] = {}
   for r in recs:
     other = seen.setdefault((r.split, r.key), r)

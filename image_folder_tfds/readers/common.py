@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import os
 import stat
+from collections.abc import Sequence
 
 import ijson
 
@@ -40,6 +41,11 @@ def is_hidden(name: str) -> bool:
   return name.startswith(".") or name in _IGNORED_NAMES
 
 
+def _hidden_path(path: str) -> bool:
+  """`is_hidden` of the last component of `path`."""
+  return is_hidden(path[path.rfind(os.sep) + 1:])
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ReadOptions:
   split_fractions: dict[str, float]
@@ -51,12 +57,27 @@ class ReadOptions:
 class ScanResult:
   layout: str  # Human-readable description of what was detected.
   class_names: list[str]
-  records: list[records.ImageRecord]
+  records: Sequence[records.ImageRecord]  # A list, or `FolderRecords`.
   problems: list[records.Problem]
   # Keypoint names per class (COCO categories), kept in `info.metadata`.
   keypoint_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
   # COCO: {class name: [[a, b], ...]} keypoint links, numbered from 1.
   skeletons: dict[str, list[list[int]]] = dataclasses.field(default_factory=dict)
+
+  def split_names(self) -> list[str]:
+    """The split of each record, in order."""
+    if isinstance(self.records, records.FolderRecords):
+      return self.records.split_names()  # Without making the records.
+    return [r.split for r in self.records]
+
+  def by_split(self) -> dict[str, Sequence[records.ImageRecord]]:
+    """The records of each split, in input order."""
+    if isinstance(self.records, records.FolderRecords):
+      return self.records.by_split()
+    out: dict[str, list[records.ImageRecord]] = {}
+    for r in self.records:
+      out.setdefault(r.split, []).append(r)
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,12 +129,15 @@ def list_dir(path: str, problems: list[records.Problem]):
 def walk_files(
     top: str, root: str, problems: list[records.Problem], split: str | None
 ) -> list[str]:
-  """Every regular file below `top`, sorted, following safe symlinks only.
+  """Every regular file below `top`, as paths relative to `root`, sorted.
 
-  A symlink whose target lies outside `root`, or a folder seen before (a
-  symlink loop), is reported and not followed.
+  `top` is `root` or a folder below it, as `os.path.join` makes it. Safe
+  symlinks only are followed: one whose target lies outside `root`, or a
+  folder seen before (a symlink loop), is reported and not followed.
+  Relative paths use the OS separator.
   """
   real_root = os.path.realpath(root)
+  prefix_len = len(root if root.endswith(os.sep) else root + os.sep)
   out: list[str] = []
   reported = 0  # Files already counted in the progress bar.
   seen_dirs: set[tuple[int, int]] = set()
@@ -133,23 +157,32 @@ def walk_files(
       continue
     seen_dirs.add((st.st_dev, st.st_ino))
     try:
-      entries = sorted(os.scandir(folder), key=lambda e: e.name)
+      with os.scandir(folder) as it:
+        # The common case first, at C speed: regular files, from the file
+        # type in the directory entry itself (d_type), with no stat call per
+        # file, as `find -type f` does. Everything else is looked at below.
+        others = []
+        names = [e.name for e in it
+                 if e.is_file(follow_symlinks=False) or others.append(e)]
     except OSError as e:
       problems.append(records.Problem(
           file=folder, split=split or "", reason=f"cannot list folder: {e}"))
       continue
+    # Hidden files are rare: one search of the joined names says whether
+    # any is there.
+    joined = "\n" + "\n".join(names) + "\n"
+    if "\n." in joined or any(
+        f"\n{name}\n" in joined for name in _IGNORED_NAMES):
+      names = [name for name in names if not is_hidden(name)]
+    rel_folder = folder[prefix_len:] + os.sep if len(folder) > prefix_len else ""
+    out.extend(map(rel_folder.__add__, names))
     subdirs = []
-    for entry in entries:
+    for entry in sorted(others, key=lambda e: e.name):
       name = entry.name
       if name[0] == "." or name in _IGNORED_NAMES:  # is_hidden, inlined.
         continue
       path = entry.path
       try:
-        # The file type from the directory entry itself (d_type): no stat
-        # call per file, as `find -type f` does. Symlinks are checked below.
-        if entry.is_file(follow_symlinks=False):
-          out.append(path)
-          continue
         if entry.is_dir(follow_symlinks=False):
           subdirs.append(path)
           continue
@@ -173,7 +206,7 @@ def walk_files(
       if stat.S_ISDIR(mode):
         subdirs.append(path)
       elif stat.S_ISREG(mode):
-        out.append(path)
+        out.append(path[prefix_len:])
       else:
         problems.append(records.Problem(
             file=path, split=split or "",

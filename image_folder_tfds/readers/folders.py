@@ -3,11 +3,13 @@
 The split layout is used when every top-level folder is a split name
 (train/training, validation/valid/val/dev, test/testing/eval). Otherwise each
 top-level folder is a class, and each image's split comes from a stable hash
-of its relative path (`splits.assign_split`).
+of its relative path (`splits.assign_splits`).
 """
 
 from __future__ import annotations
 
+import array
+import itertools
 import os
 
 from image_folder_tfds import records
@@ -64,28 +66,43 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
     class_names = folder_classes
   index = {name: i for i, name in enumerate(class_names)}
 
-  recs: list[records.ImageRecord] = []
-  for split, class_dir in class_dirs:
-    class_name = os.path.basename(class_dir)
-    files = common.walk_files(class_dir, root, problems, split=split)
-    if not files:
-      problems.append(records.Problem(
-          file=class_dir, kind="warning", counts_as_input=False, split=split or "",
-          reason="class folder is empty"))
-    for path in files:
-      rel = common.relative(path, root)
-      this_split = split or splits_lib.assign_split(rel, options.split_fractions)
-      if class_name not in index:
+  # Walk every class folder first; the flat layout's split hashes run on the
+  # other core meanwhile (`SplitAssigner`).
+  walked = []  # (split or None, class name, relative paths)
+  with splits_lib.SplitAssigner(options.split_fractions) as assigner:
+    for split, class_dir in class_dirs:
+      names = common.walk_files(class_dir, root, problems, split=split)
+      if not names:
         problems.append(records.Problem(
-            file=path, split=this_split,
-            reason=f"class folder {class_name!r} is not in the labels file"
-            f" {labels.path if labels else ''}"))
-        continue
-      recs.append(records.ImageRecord(
-          key=rel, path=path, file_name=rel, split=this_split, source=path,
-          id=rel, label=index[class_name], label_text=class_name,
-      ))
+            file=class_dir, kind="warning", counts_as_input=False,
+            split=split or "", reason="class folder is empty"))
+      if os.sep != "/":
+        names = [name.replace(os.sep, "/") for name in names]
+      if not split:
+        assigner.add(names)
+      walked.append((split, os.path.basename(class_dir), names))
+    hashed = iter(assigner.results())
+
+  # Columns of `records.FolderRecords`: no object per file.
+  rels: list[str] = []
+  split_of: list[str] = []
+  label_of = array.array("i")
+  for split, class_name, names in walked:
+    these_splits = [split] * len(names) if split else next(hashed)
+    if class_name not in index:
+      problems.extend(
+          records.Problem(
+              file=os.path.join(root, *name.split("/")), split=this_split,
+              reason=f"class folder {class_name!r} is not in the labels file"
+              f" {labels.path if labels else ''}")
+          for name, this_split in zip(names, these_splits))
+      continue
+    rels.extend(names)
+    split_of.extend(these_splits)
+    label_of.extend(itertools.repeat(index[class_name], len(names)))
   return common.ScanResult(
-      layout=layout, class_names=list(class_names), records=recs,
+      layout=layout, class_names=list(class_names),
+      records=records.FolderRecords(root, rels, split_of, label_of,
+                                    list(class_names)),
       problems=problems,
   )
