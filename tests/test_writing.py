@@ -119,10 +119,38 @@ def test_shuffle_memory_capped_and_restored():
 
 def test_spilled_build_reads_back(tmp_path, monkeypatch):
   """Above the cap, TFDS spills to bucket files: nothing is lost."""
-  monkeypatch.setattr(writing, "SHUFFLE_MEMORY", 1)
   written = helpers.make_class_folders(tmp_path / "in", per_class=5)
-  builder = helpers.build(tmp_path / "in", tmp_path / "out")
-  assert set(helpers.read_all(builder)) == set(written)
+  in_memory = helpers.build(tmp_path / "in", tmp_path / "mem")
+  monkeypatch.setattr(writing, "SHUFFLE_MEMORY", 1)
+  spilled = helpers.build(tmp_path / "in", tmp_path / "out")
+  assert set(helpers.read_all(spilled)) == set(written)
+  # Same shards, byte for byte, as without spilling.
+  a, b = _shards(in_memory), _shards(spilled)
+  assert a and a == b
+
+
+def test_local_bucket_files_are_tfds_bucket_files(tmp_path):
+  from tensorflow_datasets.core import shuffle
+  items = [(7 << 100, b"x" * 70_000), (3, b""), (2**128 - 1, b"\x00abc")]
+  tfds_bucket = shuffle._Bucket(tmp_path / "tfds.tmp")
+  for key, data in items:
+    tfds_bucket.add(key, data)
+  tfds_bucket.flush()
+  with writing.bounded_shuffle_memory():
+    assert shuffle._Bucket is not type(tfds_bucket)
+    ours = shuffle._Bucket(tmp_path / "sub" / "ours.tmp")
+    empty = shuffle._Bucket(tmp_path / "empty.tmp")
+  for key, data in items:
+    ours.add(key, data)
+  assert (len(ours), ours.size) == (3, 70_004)
+  assert list(ours.read_values()) == items
+  assert (tmp_path / "sub" / "ours.tmp").read_bytes() == (
+      tmp_path / "tfds.tmp").read_bytes()
+  assert list(empty.read_values()) == []
+  ours.del_file()
+  empty.del_file()
+  assert not (tmp_path / "sub" / "ours.tmp").exists()
+  assert shuffle._Bucket is type(tfds_bucket)  # Restored.
 
 
 def test_image_not_given_as_bytes_takes_tfds_path():
