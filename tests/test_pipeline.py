@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import pickle
 import pathlib
 
 import psutil
@@ -80,3 +82,20 @@ def test_dead_worker_is_an_error(tmp_path, monkeypatch):
   with pytest.raises(RuntimeError, match="died with exit code 3"):
     list(pipeline.process_all(recs, images.ImageOptions(), 2))
   assert not _workers()
+
+
+def test_outcome_crosses_the_pipe_whole():
+  rec = records.ImageRecord(key="k", path="/p", file_name="k", split="train",
+                            source="/p", label=1)
+  image = images.LoadedImage(
+      data=b"bytes", format="png", source_format="BMP", width=3, height=4,
+      display_width=5, display_height=6, notes=("converted",))
+  problem = records.Problem(file="/p", reason="r", kind="converted")
+  obj = records.ObjectRecord(box=(0.1, 0.2, 0.3, 0.4), label=1)
+  for outcome in (pipeline.Outcome(rec, image, (obj,), (problem,)),
+                  pipeline.Outcome(rec, None, (), (problem,))):
+    packed = pickle.loads(pickle.dumps(pipeline._pack(outcome)))  # pylint: disable=protected-access
+    assert pipeline._unpack(rec, packed) == outcome  # pylint: disable=protected-access
+  # Every field of LoadedImage is packed: a new one must be added there.
+  assert len(pipeline._pack(pipeline.Outcome(rec, image))[0]) == len(  # pylint: disable=protected-access
+      dataclasses.fields(images.LoadedImage))
