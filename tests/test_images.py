@@ -129,3 +129,42 @@ def test_keep_bytes_false_checks_but_returns_no_bytes():
   assert loaded.data is None and (loaded.width, loaded.height) == (40, 30)
   with pytest.raises(images.ImageError, match="corrupt image"):
     images.load_image(data[:-100], images.ImageOptions(keep_bytes=False))
+
+
+def _full_decode_fails(data: bytes) -> bool:
+  try:
+    Image.open(io.BytesIO(data)).load()
+    return False
+  except (OSError, SyntaxError, ValueError, EOFError):
+    return True
+
+
+@pytest.mark.parametrize("variant", ["baseline", "progressive", "444", "gray"])
+def test_reduced_jpeg_check_rejects_what_a_full_decode_rejects(variant):
+  """The check decodes JPEGs at 1/8 scale in grayscale: same verdicts."""
+  import random  # pylint: disable=g-import-not-at-top
+  rng = random.Random(variant)
+  kwargs = {"progressive": {"progressive": True},
+            "444": {"subsampling": 0}}.get(variant, {})
+  rejected = 0
+  for seed in range(12):
+    img = helpers.photo(seed, width=96, height=64)
+    if variant == "gray":
+      img = img.convert("L")
+    data = helpers.encode(img, "JPEG", **kwargs)
+    n = len(data)
+    broken = [data[:cut] for cut in (n // 3, n // 2, n - 40)]
+    for _ in range(6):  # A byte of the coded data replaced, or 30 cut out.
+      b = bytearray(data)
+      at = rng.randrange(n // 3, n - 2)
+      b[at:at + rng.choice((1, 30))] = bytes([rng.randrange(256)])
+      broken.append(bytes(b))
+    for candidate in broken:
+      try:
+        images.load_image(candidate, images.ImageOptions())
+        ours = False
+      except images.ImageError:
+        ours = True
+      assert ours == _full_decode_fails(candidate)
+      rejected += ours
+  assert rejected >= 36  # Every truncated one, at least.
