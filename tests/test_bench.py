@@ -29,9 +29,9 @@ def test_benchmark_runs_at_tiny_size(tmp_path):
   assert results["scan"]["files"] == 300 and results["scan"]["find"] > 0
   assert 0 < results["import"]["import"] < 60
   assert results["fixed"]["my_images_10"] > 0
-  for key in ("tfds_decode", "tfds5_decode", "raw_decode", "tfds_bytes",
-              "tfds5_bytes", "raw_bytes"):
-    assert results["read"][key] > 0
+  for kind in ("tfds", "tfds5", "raw", "rawall"):
+    for what in ("decode", "bytes"):
+      assert results["read"][f"{kind}_{what}"] > 0
   text = table.read_text()
   assert "| 60 | my_images |" in text and "find DIR -type f" in text
 
