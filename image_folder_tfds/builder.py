@@ -25,6 +25,9 @@ from image_folder_tfds import writing
 from image_folder_tfds.config import MyImagesConfig
 
 _HOMEPAGE = "https://pypi.org/project/image-folder-tfds/"
+# Fewer images than this are checked in the build process (no workers).
+MIN_IMAGES_FOR_WORKERS = 64
+
 _DESCRIPTION = """\
 Images from a folder of your own: class-named folders
 (`DIR/<class>/<image>`, `DIR/<split>/<class>/<image>`) or annotation files,
@@ -196,12 +199,17 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, recs: list[records.ImageRecord]):
     config: MyImagesConfig = self.builder_config
     options = self._image_options()
-    workers = config.num_workers
-    if len(recs) < 64:  # Starting processes costs more than it saves.
-      workers = 0
+    pool = getattr(self, "_pool", None)
+    if len(recs) < MIN_IMAGES_FOR_WORKERS and not (pool and pool.started):
+      # Starting processes costs more than it saves.
+      outcomes = pipeline.process_all(recs, options, 0)
+    elif pool is not None:
+      outcomes = pool.map(recs)  # Workers kept from split to split.
+    else:
+      outcomes = pipeline.process_all(recs, options, config.num_workers)
     written = 0
     rejected = []
-    for outcome in pipeline.process_all(recs, options, workers):
+    for outcome in outcomes:
       for p in outcome.problems:
         self._report.add(p)
         if config.strict:
@@ -237,9 +245,14 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self._beam = beam_lib.uses_beam(download_config)
     if warning := beam_lib.direct_runner_warning(download_config):
       print(warning, file=sys.stderr)
-    with writing.passthrough(self.info.features), \
-        writing.bounded_shuffle_memory():
-      super()._download_and_prepare(dl_manager, download_config)
+    config: MyImagesConfig = self.builder_config
+    try:
+      with writing.passthrough(self.info.features), \
+          writing.bounded_shuffle_memory(), \
+          pipeline.Pool(self._image_options(), config.num_workers) as self._pool:
+        super()._download_and_prepare(dl_manager, download_config)
+    finally:
+      self._pool = None
     if self._beam:
       self._add_beam_outcomes()
     release.write_manifest(self.data_path, self.info)

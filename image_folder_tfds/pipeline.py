@@ -95,27 +95,64 @@ def process_all(
   so memory does not grow with the number of images. Chunk i goes to worker
   i % n, and results are read back in chunk order.
   """
-  workers = default_workers() if num_workers is None else num_workers
-  if workers <= 1:
-    for r in recs:
-      yield process(r, options)
-    return
-  pool: list[_Worker] = []
-  try:
-    for _ in range(workers):
-      pool.append(_Worker(options))
-    pending: collections.deque[_Worker] = collections.deque()
-    for i, chunk in enumerate(_chunks(recs, CHUNK)):
-      worker = pool[i % workers]
-      worker.send(chunk)
-      pending.append(worker)
-      if len(pending) >= workers * DEPTH:
-        yield from pending.popleft().receive()
-    while pending:
-      yield from pending.popleft().receive()
-  finally:
-    for w in pool:
+  with Pool(options, num_workers) as pool:
+    yield from pool.map(recs)
+
+
+class Pool:
+  """Worker processes kept across several `map` calls (a build's splits).
+
+  Workers start at the first `map` and stay until `close`, so a build starts
+  them once, not once per split (~0.2 s of CPU each). A `map` stopped before
+  its end (an error, a capped debug build) stops the workers, whose pipes
+  still hold its results; the next `map` starts new ones.
+  """
+
+  def __init__(self, options: images_lib.ImageOptions,
+               num_workers: int | None = None):
+    self._options = options
+    self.size = default_workers() if num_workers is None else num_workers
+    self._workers: list[_Worker] = []
+
+  @property
+  def started(self) -> bool:
+    return bool(self._workers)
+
+  def __enter__(self) -> Pool:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def close(self) -> None:
+    workers, self._workers = self._workers, []
+    for w in workers:
       w.close()
+
+  def map(self, recs: Iterable[records.ImageRecord]) -> Iterator[Outcome]:
+    """`process` over `recs`, in order (see `process_all`)."""
+    if self.size <= 1:
+      for r in recs:
+        yield process(r, self._options)
+      return
+    while len(self._workers) < self.size:
+      self._workers.append(_Worker(self._options))
+    workers = self._workers
+    finished = False
+    try:
+      pending: collections.deque[_Worker] = collections.deque()
+      for i, chunk in enumerate(_chunks(recs, CHUNK)):
+        worker = workers[i % len(workers)]
+        worker.send(chunk)
+        pending.append(worker)
+        if len(pending) >= len(workers) * DEPTH:
+          yield from pending.popleft().receive()
+      while pending:
+        yield from pending.popleft().receive()
+      finished = True
+    finally:
+      if not finished:
+        self.close()
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:

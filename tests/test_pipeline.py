@@ -99,3 +99,53 @@ def test_outcome_crosses_the_pipe_whole():
   # Every field of LoadedImage is packed: a new one must be added there.
   assert len(pipeline._pack(pipeline.Outcome(rec, image))[0]) == len(  # pylint: disable=protected-access
       dataclasses.fields(images.LoadedImage))
+
+
+def test_pool_keeps_its_workers_between_maps(tmp_path):
+  recs = _records(tmp_path, 150)
+  options = images.ImageOptions()
+  serial = list(pipeline.process_all(recs, options, 0))
+  with pipeline.Pool(options, 2) as pool:
+    assert list(pool.map(recs[:70])) == serial[:70]
+    pids = sorted(p.pid for p in _workers())
+    assert len(pids) == 2
+    assert list(pool.map(recs[70:])) == serial[70:]
+    assert sorted(p.pid for p in _workers()) == pids
+  assert not _workers()
+
+
+def test_pool_map_stopped_early_leaves_no_stale_results(tmp_path):
+  recs = _records(tmp_path, 150)
+  options = images.ImageOptions()
+  serial = list(pipeline.process_all(recs, options, 0))
+  with pipeline.Pool(options, 2) as pool:
+    it = pool.map(recs)
+    assert [next(it) for _ in range(5)] == serial[:5]
+    old = sorted(p.pid for p in _workers())
+    it.close()  # Results of the rest are still in the pipes: workers go.
+    assert not _workers()
+    # A new map gets its own results, not the abandoned ones.
+    assert list(pool.map(recs[100:])) == serial[100:]
+    assert sorted(p.pid for p in _workers()) != old
+  assert not _workers()
+
+
+def test_a_build_starts_its_workers_once(tmp_path, monkeypatch):
+  """Three splits, two workers: two worker processes in all, not six."""
+  from image_folder_tfds import builder as builder_lib  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import MyImagesConfig  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(builder_lib, "MIN_IMAGES_FOR_WORKERS", 1)
+  started = []
+  original = pipeline._Worker.__init__  # pylint: disable=protected-access
+
+  def counting_init(self, options):
+    started.append(options)
+    original(self, options)
+  monkeypatch.setattr(pipeline._Worker, "__init__", counting_init)  # pylint: disable=protected-access
+  written = helpers.make_class_folders(tmp_path / "in", ("a", "b"), 15)
+  config = MyImagesConfig(name="pool", num_workers=2)
+  built = helpers.build(tmp_path / "in", tmp_path / "out", config=config)
+  assert len(built.info.splits) == 3
+  assert len(started) == 2
+  assert set(helpers.read_all(built)) == set(written)
+  assert not _workers()
