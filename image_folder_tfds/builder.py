@@ -243,6 +243,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     # capped so memory stays bounded at any size.
     self._serializer = None
     self._beam = beam_lib.uses_beam(download_config)
+    if self._beam:
+      beam_lib.fix_runner_output_stream_race()  # Beam's own data loss.
     if warning := beam_lib.direct_runner_warning(download_config):
       print(warning, file=sys.stderr)
     config: MyImagesConfig = self.builder_config
