@@ -41,11 +41,6 @@ def is_hidden(name: str) -> bool:
   return name.startswith(".") or name in _IGNORED_NAMES
 
 
-def _hidden_path(path: str) -> bool:
-  """`is_hidden` of the last component of `path`."""
-  return is_hidden(path[path.rfind(os.sep) + 1:])
-
-
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ReadOptions:
   split_fractions: dict[str, float]
@@ -84,19 +79,6 @@ class ScanResult:
 class Labels:
   path: str
   names: list[str]
-
-
-def relative(path: str, root: str) -> str:
-  """`path` relative to `root`, posix separators."""
-  # `os.path.relpath` normalizes both paths on every call (~10 us): for the
-  # usual case, a path found below `root` by the walk, slicing is enough.
-  prefix = root if root.endswith(os.sep) else root + os.sep
-  if path.startswith(prefix) and root[:1] == "/" and (
-      "/../" not in path and "/./" not in path):  # Normalized, posix.
-    rel = path[len(prefix):]
-  else:
-    rel = os.path.relpath(path, root)
-  return rel if os.sep == "/" else rel.replace(os.sep, "/")
 
 
 def list_dir(path: str, problems: list[records.Problem]):
