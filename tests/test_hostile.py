@@ -157,17 +157,22 @@ def _counts_add_up(builder):
     assert c["found"] == c["written"] + c["rejected"], split
 
 
-def test_file_vanishes_between_scan_and_read(tmp_path, monkeypatch):
-  root = _folder(tmp_path)
-  _after_scan(monkeypatch, lambda _: (root / "train/cat/1.jpg").unlink())
-  builder = helpers.build(root, tmp_path / "out", config=MyImagesConfig(
+def _build_rejects_only_1_jpg(root, out, reason):
+  """Builds `_folder`'s images: 1.jpg is the one problem, with `reason`."""
+  builder = helpers.build(root, out, config=MyImagesConfig(
       name="hostile", num_workers=0))
   assert sorted(helpers.read_all(builder)) == ["train/cat/0.jpg",
                                                "train/cat/2.jpg"]
   (problem,) = helpers.report(builder)["problems"]
   assert problem["file"].endswith("train/cat/1.jpg")
-  assert "vanished after the scan" in problem["reason"]
+  assert reason in problem["reason"]
   _counts_add_up(builder)
+
+
+def test_file_vanishes_between_scan_and_read(tmp_path, monkeypatch):
+  root = _folder(tmp_path)
+  _after_scan(monkeypatch, lambda _: (root / "train/cat/1.jpg").unlink())
+  _build_rejects_only_1_jpg(root, tmp_path / "out", "vanished after the scan")
 
 
 def test_file_replaced_by_a_fifo_after_the_scan(tmp_path, monkeypatch):
@@ -180,14 +185,7 @@ def test_file_replaced_by_a_fifo_after_the_scan(tmp_path, monkeypatch):
 
   _after_scan(monkeypatch, to_fifo)
   with deadline(60):
-    builder = helpers.build(root, tmp_path / "out", config=MyImagesConfig(
-        name="hostile", num_workers=0))
-  assert sorted(helpers.read_all(builder)) == ["train/cat/0.jpg",
-                                               "train/cat/2.jpg"]
-  (problem,) = helpers.report(builder)["problems"]
-  assert problem["file"].endswith("train/cat/1.jpg")
-  assert "not a regular file" in problem["reason"]
-  _counts_add_up(builder)
+    _build_rejects_only_1_jpg(root, tmp_path / "out", "not a regular file")
 
 
 def test_file_replaced_by_a_folder_after_the_scan(tmp_path, monkeypatch):
@@ -198,11 +196,7 @@ def test_file_replaced_by_a_folder_after_the_scan(tmp_path, monkeypatch):
     (root / "train/cat/1.jpg").mkdir()
 
   _after_scan(monkeypatch, to_folder)
-  builder = helpers.build(root, tmp_path / "out", config=MyImagesConfig(
-      name="hostile", num_workers=0))
-  assert len(helpers.read_all(builder)) == 2
-  (problem,) = helpers.report(builder)["problems"]
-  assert "directory" in problem["reason"]
+  _build_rejects_only_1_jpg(root, tmp_path / "out", "directory")
 
 
 def test_file_becomes_unreadable_after_the_scan(tmp_path, monkeypatch):
@@ -210,13 +204,8 @@ def test_file_becomes_unreadable_after_the_scan(tmp_path, monkeypatch):
   the read itself is made to fail as it does for a normal user."""
   root = _folder(tmp_path)
   helpers.deny_read(monkeypatch, "1.jpg")
-  builder = helpers.build(root, tmp_path / "out", config=MyImagesConfig(
-      name="hostile", num_workers=0))
-  assert len(helpers.read_all(builder)) == 2
-  (problem,) = helpers.report(builder)["problems"]
-  assert problem["file"].endswith("train/cat/1.jpg")
-  assert "unreadable: Permission denied" in problem["reason"]
-  _counts_add_up(builder)
+  _build_rejects_only_1_jpg(root, tmp_path / "out",
+                            "unreadable: Permission denied")
 
 
 def test_read_file_refuses_special_files_without_blocking(tmp_path):

@@ -66,28 +66,26 @@ def _batches():
           for b in range(30)]
 
 
-def test_split_assigner_helper_process_gives_the_same_splits(monkeypatch):
-  monkeypatch.setattr(splits.SplitAssigner, "HELPER_AFTER", 25)
-  fractions = FRACTIONS[0]
+def _check_assigner(fractions, helper_expected):
+  """`_batches()` through one `SplitAssigner`: the splits `assign_splits` gives."""
   batches = _batches()
   with splits.SplitAssigner(fractions) as assigner:
     for batch in batches:
       assigner.add(batch)
-    assert assigner._helper is not None  # pylint: disable=protected-access
-    got = assigner.results()
-    assert assigner._helper.returncode == 0  # pylint: disable=protected-access
-  assert got == [splits.assign_splits(b, fractions) for b in batches]
+    assert (assigner._helper is not None) == helper_expected  # pylint: disable=protected-access
+    assert assigner.results() == [
+        splits.assign_splits(b, fractions) for b in batches]
+  return assigner
+
+
+def test_split_assigner_helper_process_gives_the_same_splits(monkeypatch):
+  monkeypatch.setattr(splits.SplitAssigner, "HELPER_AFTER", 25)
+  assigner = _check_assigner(FRACTIONS[0], helper_expected=True)
+  assert assigner._helper.returncode == 0  # pylint: disable=protected-access
 
 
 def test_split_assigner_small_input_needs_no_helper():
-  fractions = FRACTIONS[4]
-  batches = _batches()
-  with splits.SplitAssigner(fractions) as assigner:
-    for batch in batches:
-      assigner.add(batch)
-    assert assigner._helper is None  # pylint: disable=protected-access
-    assert assigner.results() == [
-        splits.assign_splits(b, fractions) for b in batches]
+  _check_assigner(FRACTIONS[4], helper_expected=False)
 
 
 @pytest.mark.parametrize("helper", ["false", "echo"])
@@ -95,14 +93,7 @@ def test_split_assigner_falls_back_when_the_helper_fails(monkeypatch, helper):
   # A helper that dies, or answers garbage: the splits are hashed here.
   monkeypatch.setattr(splits.SplitAssigner, "HELPER_AFTER", 1)
   monkeypatch.setattr(sys, "executable", f"/bin/{helper}")
-  fractions = FRACTIONS[1]
-  batches = _batches()
-  with splits.SplitAssigner(fractions) as assigner:
-    for batch in batches:
-      assigner.add(batch)
-    assert assigner._helper is not None  # pylint: disable=protected-access
-    assert assigner.results() == [
-        splits.assign_splits(b, fractions) for b in batches]
+  _check_assigner(FRACTIONS[1], helper_expected=True)
 
 
 def test_split_assigner_stops_its_helper_on_error(monkeypatch):
