@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 
 from image_folder_tfds import annotations
@@ -40,6 +41,11 @@ class Outcome:
   image: images_lib.LoadedImage | None  # None: the image was rejected.
   objects: tuple[records.ObjectRecord, ...] = ()
   problems: tuple[records.Problem, ...] = ()
+  # CRC-32 of the stored image bytes when they are the file's own bytes, as
+  # read here (None: converted, or not stored). The build process then keeps
+  # the example without them and reads the file again when TFDS writes the
+  # shard (`writing.Reread`), checking it against this CRC.
+  crc: int | None = None
 
 
 def process(
@@ -69,7 +75,8 @@ def process(
       record, image.display_width, image.display_height
   )
   problems.extend(object_problems)
-  return Outcome(record, image, objects, tuple(problems))
+  crc = zlib.crc32(data) if image.data is data else None
+  return Outcome(record, image, objects, tuple(problems), crc)
 
 
 def _rejected(record: records.ImageRecord, reason: str) -> Outcome:
@@ -175,11 +182,11 @@ def _pack(outcome: Outcome) -> tuple:
     image = (image.data, image.format, image.source_format, image.width,
              image.height, image.display_width, image.display_height,
              image.notes)
-  return image, outcome.objects, outcome.problems
+  return image, outcome.objects, outcome.problems, outcome.crc
 
 
 def _unpack(record: records.ImageRecord, packed: tuple) -> Outcome:
-  image, objects, problems = packed
+  image, objects, problems, crc = packed
   if image is not None:
     (data, fmt, source_format, width, height, display_width, display_height,
      notes) = image
@@ -187,12 +194,17 @@ def _unpack(record: records.ImageRecord, packed: tuple) -> Outcome:
         data=data, format=fmt, source_format=source_format, width=width,
         height=height, display_width=display_width,
         display_height=display_height, notes=notes)
-  return Outcome(record, image, objects, problems)
+  return Outcome(record, image, objects, problems, crc)
 
 
 # Runs in the worker: load this module without the package `__init__`.
+# `python -c` puts the working directory first on sys.path, before PYTHONPATH:
+# a folder holding another image_folder_tfds (a checkout) would win over the
+# parent's, so it is taken off.
 _WORKER_CODE = """\
 import importlib.util, sys, types
+if sys.path and sys.path[0] == "":
+  del sys.path[0]
 spec = importlib.util.find_spec("image_folder_tfds")
 pkg = types.ModuleType("image_folder_tfds")
 pkg.__path__ = list(spec.submodule_search_locations)
