@@ -33,15 +33,20 @@ import contextlib
 import dataclasses
 import errno
 import functools
+import heapq
 import math
 import os
 import struct
+import sys
+import zlib
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import example_serializer
 
+from image_folder_tfds import images
+from image_folder_tfds import records
 from image_folder_tfds import release
 
 _BYTES, _FLOAT, _INT = 1, 2, 3  # Feature.kind field numbers.
@@ -52,6 +57,29 @@ class Serialized:
   """A serialized `tf.train.Example`, passed through TFDS unchanged."""
 
   data: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reread:
+  """A serialized example whose image bytes are read again from their file.
+
+  `head + data + tail` is the serialized example; `data` are the bytes of
+  the file at `path` as checked (CRC-32 `crc`). While the build runs
+  (`bounded_shuffle_memory`), TFDS's shuffler keeps `head`, `tail` and the
+  path, not `data`, and reads the file again when it writes the shard.
+  """
+
+  head: bytes
+  data: bytes
+  tail: bytes
+  path: str
+  crc: int
+
+  def __len__(self) -> int:
+    return len(self.head) + len(self.data) + len(self.tail)
+
+  def join(self) -> bytes:
+    return b"".join((self.head, self.data, self.tail))
 
 
 class Unsupported(ValueError):
@@ -147,6 +175,24 @@ class Serializer:
   def serialize(self, example: dict) -> bytes:
     # The message is assembled from parts and joined once: an image's bytes
     # are copied once, not once per enclosing message.
+    parts, size = self._parts(example)
+    return b"".join([b"\x0a", _varint(size), *parts])
+
+  def serialize_around(self, example: dict,
+                       data: bytes) -> tuple[bytes, bytes] | None:
+    """The serialized example cut around the image bytes `data`.
+
+    `head + data + tail == serialize(example)`, without copying `data`; None
+    if `data` (the very object) is not the value of an image field.
+    """
+    parts, size = self._parts(example)
+    for i, part in enumerate(parts):
+      if part is data:
+        return (b"".join([b"\x0a", _varint(size), *parts[:i]]),
+                b"".join(parts[i + 1:]))
+    return None
+
+  def _parts(self, example: dict) -> tuple[list[bytes], int]:
     parts = []
     size = 0  # Of the Features message: the sum of its map entries.
     for outer, slots, empty in self._runs:
@@ -180,7 +226,7 @@ class Serializer:
         parts.append(header)
         parts.extend(payload)
         size += len(header) + payload_len
-    return b"".join([b"\x0a", _varint(size), *parts])
+    return parts, size
 
 
 def _encode(f: _Field, values, depth: int) -> bytes:
@@ -338,11 +384,17 @@ def passthrough(features):
   original = cls.serialize_example
 
   def encode_example(example):
-    return example if isinstance(example, Serialized) else encode(example)
+    if isinstance(example, (Serialized, Reread)):
+      return example
+    return encode(example)
 
   def serialize_example(self, example):
     if isinstance(example, Serialized):
       return example.data
+    if isinstance(example, Reread):
+      # Not bytes: only our shuffler (`bounded_shuffle_memory`) takes it;
+      # TFDS's own refuses anything but bytes, so nothing is written short.
+      return example
     return release.canonical_example(original(self, example))
 
   features.encode_example = encode_example
@@ -364,25 +416,148 @@ SHUFFLE_MEMORY = 128 << 20
 
 @contextlib.contextmanager
 def bounded_shuffle_memory(limit: int | None = None):
-  """Lowers TFDS's in-memory shuffle buffer while our build runs.
+  """Bounds TFDS's shuffle memory while our build runs; examples written once.
 
-  Above it, TFDS spills every example to one of 1,000 bucket files
-  (`shuffle._Bucket`) with three `tf.io.gfile` writes, and reads it back with
-  three `tf.io.gfile` reads: ~30 us an example through TensorFlow's file
-  layer (3 s of the one build process at 50k images). Local buckets use
-  Python's buffered files instead (`_LocalBucket`), same bytes in the same
-  files; remote ones (gs://...) keep TFDS's code.
+  TFDS's `Writer` must see every example of a split before it writes the
+  first shard: the number of shards comes from their total size
+  (`shard_utils.ShardConfig`), the order from the hash of each key
+  (`shuffle.Shuffler`). It keeps up to `MAX_MEM_BUFFER_SIZE` of serialized
+  examples in memory and spills the rest to 1,000 bucket files that it reads
+  back: above the buffer, every example is written twice. Neither TFDS option
+  avoids it (`disable_shuffling` still buckets the examples and drops the
+  hash order; keys arriving in hash order still spill).
+
+  While active:
+  * TFDS's buffer is capped at `limit` (default `SHUFFLE_MEMORY`);
+  * `shuffle.Shuffler` is `_WriteOnceShuffler`: a `Reread` example is kept
+    as its parts around the image bytes (a few hundred bytes) and the path of
+    its file, and the file is read again, in hash order, as TFDS writes the
+    shard: the same bytes (CRC-checked) in the same order as TFDS's shuffler
+    gives, written once. Other examples, and `Reread` ones once the kept
+    parts reach `limit`, take TFDS's own path;
+  * local buckets (when TFDS spills) use Python's buffered files instead of
+    `tf.io.gfile` (`_LocalBucket`): the same bytes in the same files, ~30 us
+    an example less; remote ones (gs://...) keep TFDS's code.
   """
   limit = SHUFFLE_MEMORY if limit is None else limit
   from tensorflow_datasets.core import shuffle  # pylint: disable=g-import-not-at-top
   old, old_bucket = shuffle.MAX_MEM_BUFFER_SIZE, shuffle._Bucket  # pylint: disable=protected-access
+  old_shuffler = shuffle.Shuffler
   shuffle.MAX_MEM_BUFFER_SIZE = min(old, limit)
   shuffle._Bucket = _local_bucket_class(shuffle)  # pylint: disable=protected-access
+  shuffle.Shuffler = _write_once_class(shuffle, limit)
   try:
     yield
   finally:
     shuffle.MAX_MEM_BUFFER_SIZE = old
     shuffle._Bucket = old_bucket  # pylint: disable=protected-access
+    shuffle.Shuffler = old_shuffler
+
+
+# What one kept `Reread` costs in memory besides the bytes of its head, tail
+# and path (the entry tuple, its hash key, sizes, CRC; a `_tails` slot), for
+# the `limit` budget.
+_ENTRY_OVERHEAD = 240
+
+
+@functools.cache
+def _write_once_class(shuffle, limit: int):
+  """`shuffle.Shuffler` that keeps `Reread` examples without their image."""
+  base = shuffle.Shuffler
+
+  class _WriteOnceShuffler(base):
+    """TFDS's shuffler; `Reread` examples are kept small (see above)."""
+
+    def __init__(self, *args, **kwargs):
+      super().__init__(*args, **kwargs)
+      self._limit = limit
+      self._entries = []  # (hkey, head, tail, path, size, crc)
+      self._entry_memory = 0
+      self._entry_bytes = 0  # Serialized size of the kept examples.
+      self._tails = {}  # Equal tails (class folders: label, width) shared.
+
+    @property
+    def size(self) -> int:
+      return super().size + self._entry_bytes
+
+    @property
+    def num_examples(self) -> int:
+      return super().num_examples + len(self._entries)
+
+    @property
+    def bucket_lengths(self):
+      return [*super().bucket_lengths, len(self._entries)]
+
+    def add(self, key, data) -> bool:
+      if not isinstance(data, Reread):
+        return super().add(key, data)
+      if self._read_only:
+        raise AssertionError("add() cannot be called after __iter__.")
+      tail = self._tails.get(data.tail)
+      cost = (_ENTRY_OVERHEAD + sys.getsizeof(data.head)
+              + sys.getsizeof(data.path))
+      if tail is None:  # A new tail: its bytes and its slot in `_tails`.
+        cost += sys.getsizeof(data.tail) + _ENTRY_OVERHEAD
+      buffered = super().size if self._in_memory else 0
+      if self._entry_memory + cost + buffered > self._limit:
+        # Bounded memory first: past the budget, TFDS's own path (spilled).
+        self._spill()
+        return super().add(key, data.join())
+      hkey = self._hasher.hash_key(key)
+      if self._ignore_duplicates:
+        if hkey in self._seen_keys:
+          return  # pytype: disable=bad-return-type
+        self._seen_keys.add(hkey)
+      if self._disable_shuffling:
+        hkey = key
+      if tail is None:
+        tail = self._tails[data.tail] = data.tail
+      self._entries.append(
+          (hkey, data.head, tail, data.path, len(data.data), data.crc))
+      self._entry_memory += cost
+      self._entry_bytes += len(data)
+
+    def _spill(self) -> None:
+      """From now on, TFDS's examples go to its bucket files."""
+      if self._in_memory:
+        for hkey, data in self._mem_buffer:
+          self._add_to_bucket(hkey, data)
+        self._mem_buffer = None
+        self._in_memory = False
+
+    def __iter__(self):
+      self._read_only = True
+      self._entries.sort(key=lambda e: e[0])
+      previous_hkey = previous_data = None
+      for hkey, data in heapq.merge(
+          super().__iter__(), self._reread(), key=lambda e: e[0]):
+        if hkey == previous_hkey:
+          raise shuffle.DuplicatedKeysError(data, previous_data)
+        previous_hkey, previous_data = hkey, data
+        yield hkey, data
+
+    def _reread(self):
+      for hkey, head, tail, path, size, crc in self._entries:
+        yield hkey, b"".join((head, _read_again(path, size, crc), tail))
+
+  return _WriteOnceShuffler
+
+
+def _read_again(path: str, size: int, crc: int) -> bytes:
+  """The file's bytes as checked earlier in the build, or a clear error."""
+  try:
+    data = images.read_file(path)
+  except OSError as e:
+    raise records.InputError(
+        f"{path}: could not be read again to be written ({e}); it was"
+        " checked earlier in this build. Was it moved or deleted while the"
+        " build ran?") from None
+  if len(data) != size or zlib.crc32(data) != crc:
+    raise records.InputError(
+        f"{path}: changed while the build ran (now {len(data)} bytes, checked"
+        f" with {size}): its checked bytes cannot be written. Build again once"
+        " the folder no longer changes.")
+  return data
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import zlib
 
 import pytest
 import tensorflow_datasets as tfds
@@ -161,3 +162,142 @@ def test_image_not_given_as_bytes_takes_tfds_path():
   example[features.IMAGE] = np.zeros((3, 4, 3), np.uint8)
   with pytest.raises(writing.Unsupported):
     writing.Serializer.for_features(fd).serialize(example)
+
+
+@pytest.mark.parametrize("objects", [[], [_object(1, 3), _object(0, 17)]],
+                         ids=["no objects", "objects"])
+def test_serialize_around_the_image_gives_the_same_bytes(objects):
+  fd = features.features_dict(store_images=True)
+  features.set_class_names(fd, ["cat", "dog"])
+  serializer = writing.Serializer.for_features(fd)
+  example = _example(objects)
+  data = example[features.IMAGE]
+  head, tail = serializer.serialize_around(example, data)
+  assert head + data + tail == serializer.serialize(example)
+  # Equal bytes, but not the image's own object: nothing to cut around.
+  assert serializer.serialize_around(example, bytes(bytearray(data))) is None
+
+
+def _mixed_folders(root):
+  """JPEGs kept as they are, plus a BMP and a 16-bit PNG that are converted."""
+  written = helpers.make_class_folders(root, per_class=12)
+  helpers.write_image(root / "cat" / "conv.bmp", seed=90, fmt="BMP")
+  helpers.write_image(root / "dog" / "conv.png", seed=91, fmt="PNG")
+  return written
+
+
+def _bucket_adds(monkeypatch):
+  from tensorflow_datasets.core import shuffle
+  bucket = writing._local_bucket_class(shuffle)
+  adds = []
+  real_add = bucket.add
+  monkeypatch.setattr(bucket, "add", lambda self, k, d: (
+      adds.append(k), real_add(self, k, d))[1])
+  return adds
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_written_once_same_shards_as_tfds_shuffler(tmp_path, monkeypatch,
+                                                   workers):
+  """No example goes to a bucket file; the shards are TFDS's, byte for byte.
+
+  Baselines: every example held by TFDS's shuffler in memory, and every
+  example spilled to its buckets; shard sizes small enough for 4 shards.
+  """
+  from tensorflow_datasets.core.utils import shard_utils
+  _mixed_folders(tmp_path / "in")
+  monkeypatch.setattr(shard_utils.ShardConfig, "min_shard_size", 4_000)
+  monkeypatch.setattr(shard_utils.ShardConfig, "max_shard_size", 8_000)
+  config = MyImagesConfig(name="w", num_workers=workers)
+  adds = _bucket_adds(monkeypatch)
+  once = helpers.build(tmp_path / "in", tmp_path / "once", config=config)
+  assert adds == []  # Nothing spilled, nothing written twice.
+  # TFDS's shuffler holding all the bytes (the path before `Reread`).
+  monkeypatch.setattr(writing.Serializer, "serialize_around",
+                      lambda self, example, data: None)
+  held = helpers.build(tmp_path / "in", tmp_path / "held", config=config)
+  monkeypatch.setattr(writing, "SHUFFLE_MEMORY", 1)
+  spilled = helpers.build(tmp_path / "in", tmp_path / "spilled", config=config)
+  assert len(adds) == 26  # Every example of the spilled build.
+  a, b, c = _shards(once), _shards(held), _shards(spilled)
+  assert len([n for n in a if "train" in n]) > 1
+  assert a and a == b == c
+  for x in (held, spilled):
+    assert [(s.name, s.shard_lengths, s.num_bytes)
+            for s in once.info.splits.values()] == [
+                (s.name, s.shard_lengths, s.num_bytes)
+                for s in x.info.splits.values()]
+
+
+def _reread_items(root, n):
+  """(key, Reread) for n real files, and (key, bytes) for every third key."""
+  items = []
+  for i in range(n):
+    path = root / f"{i}.jpg"
+    data = helpers.write_image(path, seed=i)
+    reread = writing.Reread(head=b"h%d" % i, data=data, tail=b"t%d" % (i % 2),
+                            path=str(path), crc=zlib.crc32(data))
+    items.append((f"k{i}", reread.join() if i % 3 == 0 else reread))
+  return items
+
+
+@pytest.mark.parametrize("limit", [1 << 20, 2_000, 1],
+                         ids=["all kept", "budget reached", "nothing kept"])
+def test_write_once_shuffler_gives_tfds_order_and_bytes(tmp_path, limit):
+  from tensorflow_datasets.core import shuffle
+  items = _reread_items(tmp_path, 30)
+  tfds_shuffler = shuffle.Shuffler(tmp_path / "a", hash_salt="train")
+  for key, data in items:
+    tfds_shuffler.add(key, data if isinstance(data, bytes) else data.join())
+  expected = list(tfds_shuffler)
+  with writing.bounded_shuffle_memory(limit):
+    ours = shuffle.Shuffler(tmp_path / "b", hash_salt="train")
+  for key, data in items:
+    ours.add(key, data)
+  kept = len(ours._entries)
+  assert (ours.num_examples, ours.size) == (
+      tfds_shuffler.num_examples, tfds_shuffler.size)
+  assert list(ours) == expected
+  assert sum(ours.bucket_lengths) == 30
+  if limit == 1 << 20:
+    assert kept == 20 and ours._in_memory  # The 10 bytes ones: in memory.
+  elif limit == 2_000:
+    assert 0 < kept < 20 and not ours._in_memory  # The rest spilled.
+  else:
+    assert kept == 0
+
+
+def test_write_once_shuffler_refuses_duplicate_keys(tmp_path):
+  from tensorflow_datasets.core import shuffle
+  (_, a), (_, b) = _reread_items(tmp_path, 2)
+  with writing.bounded_shuffle_memory():
+    ours = shuffle.Shuffler(tmp_path, hash_salt="train")
+  ours.add("same", a)
+  ours.add("same", b)
+  with pytest.raises(shuffle.DuplicatedKeysError):
+    list(ours)
+
+
+@pytest.mark.parametrize("change", ["rewritten", "deleted"])
+def test_image_changed_before_it_is_written_fails_naming_it(
+    tmp_path, monkeypatch, change):
+  """The file is checked, then changed before TFDS writes it: no bad shard."""
+  helpers.make_class_folders(tmp_path / "in", per_class=4)
+  victim = tmp_path / "in" / "dog" / "dog_2.jpg"
+  real_read_again = writing._read_again
+
+  def read_again(path, size, crc):
+    if path == str(victim) and victim.exists():
+      if change == "deleted":
+        victim.unlink()
+      else:
+        helpers.write_image(victim, seed=77)
+    return real_read_again(path, size, crc)
+
+  monkeypatch.setattr(writing, "_read_again", read_again)
+  words = "changed while the build ran" if change == "rewritten" else (
+      "could not be read again")
+  with pytest.raises(Exception, match=words) as e:
+    helpers.build(tmp_path / "in", tmp_path / "out")
+  assert str(victim) in str(e.value)
+  assert not list((tmp_path / "out").rglob("*.tfrecord*"))
