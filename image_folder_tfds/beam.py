@@ -194,6 +194,48 @@ def check_shards(data_path: epath.Path, splits) -> None:
         " is not kept: " + "; ".join(errors))
 
 
+class UnsupportedRunnerError(ValueError):
+  """A Beam runner known not to run TFDS's Beam pipeline correctly."""
+
+
+# Beam versions whose DaskRunner was seen to mistranslate the pipeline.
+_DASK_RUNNER_CHECKED = (2, 77)
+
+
+def check_runner(download_config) -> None:
+  """Refuses, before any work, a runner that would give a wrong dataset.
+
+  Beam's DaskRunner (up to 2.77, the version checked) cannot run TFDS's
+  Beam pipeline (`bench/dask_repro.py`, docs/benchmark.md "Beam on Dask"):
+  it sends a step's tagged output down its main output too (our `Check`
+  step's side output reaches TFDS's `Encode` step as examples), computes
+  only the branch of the last transform (one split, or our side output,
+  would be missing), and recomputes side inputs in every task (TFDS's shard
+  assignment reads one). Other runners are not checked here.
+  """
+  options = download_config.beam_options if download_config else None
+  runner = download_config.beam_runner if download_config else None
+  if options is not None and runner is None:
+    from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+    runner = options.view_as(pipeline_options.StandardOptions).runner
+  name = runner if isinstance(runner, str) else type(runner).__name__
+  if runner is None or "DaskRunner" not in name:
+    return
+  import apache_beam  # pylint: disable=g-import-not-at-top
+  version = tuple(int(x) for x in apache_beam.__version__.split(".")[:2]
+                  if x.isdigit())
+  if version > _DASK_RUNNER_CHECKED:
+    return  # A newer Beam: not known to be wrong.
+  raise UnsupportedRunnerError(
+      f"my_images: Beam {apache_beam.__version__}'s DaskRunner cannot run"
+      " TFDS's Beam pipeline: it passes the tagged side output of a step"
+      " (my_images's Check step) to the step reading its main output"
+      " (TFDS's Encode), runs only the last branch of the pipeline and"
+      " recomputes side inputs in every task (TFDS's shard assignment):"
+      " the dataset would be wrong. Reproduction: bench/dask_repro.py. Use"
+      " DirectRunner, Dataflow, Flink or Spark, or no Beam on one machine.")
+
+
 def direct_runner_warning(download_config) -> str | None:
   """A warning for Beam's DirectRunner with several workers, else None.
 

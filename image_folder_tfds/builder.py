@@ -254,6 +254,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self._serializer = None
     self._beam = beam_lib.uses_beam(download_config)
     if self._beam:
+      beam_lib.check_runner(download_config)
       beam_lib.fix_runner_output_stream_race()  # Beam's own data loss.
     if warning := beam_lib.direct_runner_warning(download_config):
       print(warning, file=sys.stderr)

@@ -145,6 +145,18 @@ def test_shard_with_missing_records_is_caught(tmp_path, file_format):
     beam_lib.check_shards(builder.data_path, builder.info.splits)
 
 
+@pytest.mark.parametrize("runner", [
+    "apache_beam.runners.dask.dask_runner.DaskRunner", "DaskRunner"])
+def test_dask_runner_is_refused_before_any_work(tmp_path, runner):
+  """Beam 2.77's DaskRunner mistranslates the pipeline (bench/dask_repro.py)."""
+  _data(tmp_path / "in")
+  with pytest.raises(beam_lib.UnsupportedRunnerError,
+                     match="tagged side output.*dask_repro"):
+    _beam_build(tmp_path / "in", tmp_path / "beam", flags=[f"--runner={runner}"])
+  assert not list((tmp_path / "beam").rglob("*.tfrecord*"))
+  assert not list((tmp_path / "beam").rglob(beam_lib.WORK_DIR))
+
+
 @pytest.mark.parametrize("flags, warned", [
     (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], True),
     (["--direct_running_mode=multi_threading", "--direct_num_workers=0"], True),
