@@ -45,8 +45,15 @@ class folders (`DIR/dog/1.jpg`, or `DIR/train/dog/1.jpg`), optionally a
 class MyImages(tfds.core.GeneratorBasedBuilder):
   """Your own images, from class folders or annotation files."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("2.0.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release.",
+      "2.0.0": (
+          "Schema 2: the features follow the data (classification,"
+          " detection or keypoints; optional fields only when given) and"
+          " keypoints are dense (num_keypoints,) arrays per object."
+          " Datasets built with 1.x keep their features and still load."),
+  }
   BUILDER_CONFIGS = [MyImagesConfig()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
 
@@ -76,7 +83,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
 
   def _pick_version(self, requested_version):
     # The version is the user's (config or release file), not the code's.
-    # With no version asked for, TFDS would pick VERSION (1.0.0) and try to
+    # With no version asked for, TFDS would pick VERSION (2.0.0) and try to
     # build it although the user's 1.1.0 is prepared: pick the latest prepared
     # version instead, as TFDS itself does when it loads from files.
     if not self.builder_config.version and requested_version != "experimental_latest":
@@ -132,9 +139,25 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       # Its keys are nested (image/encoded): TFDS's as_supervised reads only
       # top-level keys, so there is no (image, label) pair.
       feature_dict, supervised_keys = features.model_garden_features_dict(), None
+    elif getattr(self, "_schema", None) is not None:  # Found by the scan.
+      feature_dict = self._schema.features_dict()
+      supervised_keys = self._schema.supervised_keys()
+    elif (stored := self._stored_features()) is not None:
+      # A prepared dataset is read with the features it was written with
+      # (any schema: 1.x releases too), as TFDS does without the plugin.
+      feature_dict = stored
+      supervised_keys = (
+          (image_key, features.LABEL) if features.LABEL in stored else None)
     else:
-      feature_dict = features.features_dict(store_images=config.store_images)
-      supervised_keys = (image_key, features.LABEL)
+      # Not built yet: the features follow the data, and are only known once
+      # the build has scanned it (`_scan_input`). Until then, the schema the
+      # config's kind gives with no optional field.
+      kind = config.kind if config.kind != "auto" else features.CLASSIFICATION
+      schema = features.Schema(
+          kind=kind, store_images=config.store_images,
+          num_keypoints=1 if kind == features.KEYPOINTS_KIND else 0)
+      feature_dict, supervised_keys = (
+          schema.features_dict(), schema.supervised_keys())
     return tfds.core.DatasetInfo(
         builder=self,
         description=_DESCRIPTION,
@@ -144,19 +167,45 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         metadata=tfds.core.MetadataDict(),
     )
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+  def _stored_features(self):
+    """The features of the prepared dataset at `data_path`, if there is one."""
+    path = self.data_path
+    if not ((path / "dataset_info.json").exists()
+            and (path / "features.json").exists()):
+      return None
+    return tfds.features.FeaturesDict.from_config(path)
+
+  def _scan_input(self, dl_manager) -> None:
+    """Reads the input once, and fixes the features from what it holds.
+
+    TFDS fixes a builder's features in `_info`, when the builder is made and
+    before the data folder is known, and its writer takes them before
+    `_split_generators` runs. The data decides the schema here
+    (`features.Schema.from_records`), and the features and supervised keys
+    of `self.info` are set to it before TFDS's writer is made.
+    """
     config: MyImagesConfig = self.builder_config
     self._source = config.source_url and remote.download_and_extract(
         dl_manager, config.source_url, self.url_infos)
     root = self._source.root if self._source else dl_manager.manual_dir
     with readers.common.scan_progress(root):
       scan = readers.scan(root, config.layout, config.read_options())
+    self._scan = scan
     self._encoder = None
+    self._schema = None
     if config.output_format == "model_garden":
       self._encoder = model_garden.Encoder.from_scan(scan)
     else:
-      features.set_class_names(self.info.features, scan.class_names)
-    self._serializer = writing.Serializer.for_features(self.info.features)
+      self._schema = features.Schema.from_records(
+          scan.records, store_images=config.store_images, kind=config.kind)
+      fresh = self._info()
+      info = self.info
+      info._features = fresh.features  # pylint: disable=protected-access
+      info.as_proto.ClearField("supervised_keys")
+      if fresh.as_proto.HasField("supervised_keys"):
+        info.as_proto.supervised_keys.CopyFrom(fresh.as_proto.supervised_keys)
+      features.set_class_names(info.features, scan.class_names)
+      info.metadata["schema"] = self._schema.to_metadata()
     self._report = report_lib.BuildReport(
         root=str(root), layout=scan.layout, class_names=scan.class_names,
         options=config.options())
@@ -165,6 +214,11 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       for p in model_garden.dropped_fields(
           scan.records, scan.class_names, str(root)):
         self._report.add(p)
+
+  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    config: MyImagesConfig = self.builder_config
+    scan = self._scan  # Read by `_scan_input`.
+    self._serializer = writing.Serializer.for_features(self.info.features)
     self._class_counts = collections.defaultdict(collections.Counter)
     if scan.keypoint_names:  # COCO: the names of each class's keypoints.
       self.info.metadata["keypoint_names"] = scan.keypoint_names
@@ -176,7 +230,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     by_split = scan.by_split()
     if getattr(self, "_beam", False):  # `--beam_pipeline_options`: workers report back (beam.py).
       self._sent = {split: len(recs) for split, recs in by_split.items()}
-      encode = functools.partial(_encode_outcome, self._encoder)
+      encode = functools.partial(_encode_outcome, self._encoder, self._schema)
       return {
           split: beam_lib.split_transform(
               recs, self.data_path / beam_lib.WORK_DIR, self._image_options(),
@@ -246,7 +300,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       return example
 
   def _encode(self, outcome: pipeline.Outcome) -> dict:
-    return _encode_outcome(self._encoder, outcome)
+    return _encode_outcome(self._encoder, self._schema, outcome)
 
   def _download_and_prepare(self, dl_manager, download_config):
     # Our examples arrive serialized (`writing`); TFDS's shuffle buffer is
@@ -259,6 +313,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     if warning := beam_lib.direct_runner_warning(download_config):
       print(warning, file=sys.stderr)
     config: MyImagesConfig = self.builder_config
+    self._scan_input(dl_manager)  # Before TFDS's writer takes the features.
     try:
       with writing.passthrough(self.info.features), \
           writing.bounded_shuffle_memory(), \
@@ -313,11 +368,11 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self.info.as_proto.description = text
 
 
-def _encode_outcome(encoder, outcome: pipeline.Outcome) -> dict:
+def _encode_outcome(encoder, schema, outcome: pipeline.Outcome) -> dict:
   """The example dict of a checked image (module level: Beam pickles it)."""
   if encoder is not None:
     return encoder.encode(outcome.record, outcome.image, outcome.objects)
-  return features.to_example(outcome.record, outcome.image, outcome.objects)
+  return schema.to_example(outcome.record, outcome.image, outcome.objects)
 
 
 def _check_strict(problem: records.Problem) -> None:

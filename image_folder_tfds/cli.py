@@ -152,10 +152,8 @@ def dataset_class_names(builder) -> list[str]:
   metadata = builder.info.metadata or {}
   if metadata.get("class_names"):
     return list(metadata["class_names"])
-  features = builder.info.features
-  if "label" in features:
-    return list(features["label"].names)
-  return []
+  from image_folder_tfds import features  # pylint: disable=g-import-not-at-top
+  return features.class_names(builder.info.features)
 
 
 # --- inspect -----------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 import tensorflow_datasets as tfds
 
+from image_folder_tfds import features
 from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import common
 
@@ -47,6 +48,12 @@ class MyImagesConfig(tfds.core.BuilderConfig):
     strict: Fail the build at the first rejected or changed input.
     num_workers: Processes reading and checking images; 0 reads in the main
       process, None uses one per core.
+    kind: Which features the dataset stores (README "What is stored"):
+      "auto" (found from the data: "keypoints" when an object has keypoints,
+      else "detection" when an image has objects, else "classification"),
+      or one of those to pin it, for example to keep one schema across
+      releases. A kind poorer than the data is refused (annotations would be
+      lost).
     output_format: "tfds" (nested features: `image`, `objects/bbox`, ...) or
       "model_garden" (`image/encoded`, `image/object/bbox/xmin`, ... with
       class ids from 1, plus `label_map.pbtxt` next to the dataset).
@@ -66,6 +73,7 @@ class MyImagesConfig(tfds.core.BuilderConfig):
   strict: bool = False
   num_workers: int | None = None
   output_format: str = "tfds"
+  kind: str = "auto"
 
   def __post_init__(self):
     if self.output_format not in OUTPUT_FORMATS:
@@ -76,6 +84,14 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       raise ValueError(
           "MyImagesConfig: output_format='model_garden' needs"
           " store_images=True (Model Garden reads `image/encoded` bytes)")
+    if self.kind not in features.KIND_OPTION_VALUES:
+      raise ValueError(
+          f"MyImagesConfig.kind={self.kind!r}: expected one of"
+          f" {features.KIND_OPTION_VALUES}")
+    if self.kind != "auto" and self.output_format == "model_garden":
+      raise ValueError(
+          "MyImagesConfig.kind applies to output_format='tfds' only (the"
+          " model_garden layout has fixed keys)")
     if self.layout not in LAYOUTS:
       raise ValueError(
           f"MyImagesConfig.layout={self.layout!r}: expected one of {LAYOUTS}"

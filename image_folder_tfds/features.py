@@ -7,6 +7,7 @@ README.md ("What is stored").
 
 from __future__ import annotations
 
+import dataclasses
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -44,9 +45,275 @@ KP_SCORE = "score"
 
 MISSING = -1.0  # Stored for an optional number that was not given.
 
+# --- The schema: which features a dataset stores, found from its data.
+#
+# Schema 1 (builder versions 1.x) stored every feature below for every
+# dataset, keypoints as a `Sequence` inside the objects `Sequence` (read back
+# as `tf.RaggedTensor`). Schema 2 (builder version 2.0.0) stores what the
+# data has: the kind of data fixes the structure (`KINDS`), and each optional
+# field (`OPTIONAL_KEYS`) is stored when at least one example of the build has
+# a value for it. Keypoints are dense: per object, `(num_keypoints,)` arrays.
+SCHEMA_VERSION = 2
+CLASSIFICATION = "classification"
+DETECTION = "detection"
+KEYPOINTS_KIND = "keypoints"
+KINDS = (CLASSIFICATION, DETECTION, KEYPOINTS_KIND)  # Each adds to the last.
+KIND_OPTION_VALUES = ("auto",) + KINDS
 
-def features_dict(*, store_images: bool) -> tfds.features.FeaturesDict:
-  """The features; class names are set at build time (`set_class_names`)."""
+# Flat keys of the optional fields (as they appear in the stored Examples),
+# and when a record has a value for one.
+_TOP_OPTIONAL = {
+    ID: lambda r: r.id != r.file_name,
+    LABEL_CONF: lambda r: r.label_conf != MISSING,
+    EXTRA: lambda r: r.extra != "",
+}
+_OBJECT_OPTIONAL = {
+    f"{OBJECTS}/{OBJ_SCORE}": lambda o: o.score != MISSING,
+    f"{OBJECTS}/{OBJ_CONF}": lambda o: o.conf != MISSING,
+    f"{OBJECTS}/{OBJ_AREA}": lambda o: o.area != MISSING,
+    f"{OBJECTS}/{OBJ_ID}": lambda o: o.id != "",
+    f"{OBJECTS}/{OBJ_IS_CROWD}": lambda o: o.is_crowd,
+    f"{OBJECTS}/{KEYPOINTS}/{KP_SCORE}": lambda o: o.keypoint_score_given or any(
+        k.score != MISSING for k in o.keypoints),
+}
+# The image class is part of a classification dataset; in the other kinds it
+# is stored when some image has one (seed 001 images with a class and boxes).
+_IMAGE_LABEL_OPTIONAL = {LABEL: lambda r: r.label >= 0}
+OPTIONAL_KEYS = (*_TOP_OPTIONAL, LABEL, *_OBJECT_OPTIONAL)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Schema:
+  """What a schema-2 dataset stores: its kind and its optional fields.
+
+  Found from the scanned records (`from_records`), deterministically: the
+  same records always give the same schema. Recorded in the dataset's
+  metadata (`metadata["schema"]`).
+  """
+
+  kind: str = CLASSIFICATION
+  store_images: bool = True
+  num_keypoints: int = 0  # Per object; objects with fewer are padded.
+  optional: frozenset[str] = frozenset()  # The `OPTIONAL_KEYS` stored.
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"schema kind {self.kind!r}: expected one of {KINDS}")
+    unknown = set(self.optional) - set(OPTIONAL_KEYS)
+    if unknown:
+      raise ValueError(f"unknown optional schema keys {sorted(unknown)}")
+    if (self.kind == KEYPOINTS_KIND) != (self.num_keypoints > 0):
+      raise ValueError(
+          f"schema kind {self.kind!r} with {self.num_keypoints} keypoints per"
+          " object")
+
+  @classmethod
+  def from_records(
+      cls, recs, *, store_images: bool = True, kind: str = "auto"
+  ) -> Schema:
+    """The schema of `recs` (every scanned record of every split).
+
+    kind "auto": "keypoints" when an object has keypoints, else "detection"
+    when an image has objects, else "classification". A kind given by the user
+    may be richer than the data (a stable schema across releases), never
+    poorer: that would drop annotations, so it is an `InputError`.
+    """
+    if kind not in KIND_OPTION_VALUES:
+      raise ValueError(f"kind={kind!r}: expected one of {KIND_OPTION_VALUES}")
+    if isinstance(recs, records.FolderRecords):
+      # A class-folder scan: a path, a split and a class per image, so
+      # nothing optional (its id is its file name).
+      found, optional, num_keypoints, first = CLASSIFICATION, set(), 0, {}
+    else:
+      found, optional, num_keypoints, first = _survey(recs)
+    if kind != "auto" and KINDS.index(kind) < KINDS.index(found):
+      raise records.InputError(
+          f"kind={kind!r}, but the data has {found} annotations (first in"
+          f" {first[found]}): they would be lost. Use kind={found!r} or"
+          " 'auto'.")
+    chosen = found if kind == "auto" else kind
+    if chosen == CLASSIFICATION:
+      optional -= {LABEL}  # Not optional there.
+    if chosen == KEYPOINTS_KIND and not num_keypoints:
+      raise records.InputError(
+          "kind='keypoints', but no object has keypoints: the number of"
+          " keypoints per object cannot be known")
+    if chosen != KEYPOINTS_KIND:
+      num_keypoints = 0
+      optional.discard(f"{OBJECTS}/{KEYPOINTS}/{KP_SCORE}")
+    if chosen == CLASSIFICATION:
+      optional = {k for k in optional if not k.startswith(OBJECTS + "/")}
+    return cls(kind=chosen, store_images=store_images,
+               num_keypoints=num_keypoints, optional=frozenset(optional))
+
+  @classmethod
+  def from_metadata(cls, data: dict, *, store_images: bool) -> Schema:
+    return cls(kind=data["kind"], store_images=store_images,
+               num_keypoints=int(data.get("num_keypoints", 0)),
+               optional=frozenset(data.get("optional", ())))
+
+  def to_metadata(self) -> dict:
+    return {"version": SCHEMA_VERSION, "kind": self.kind,
+            "num_keypoints": self.num_keypoints,
+            "optional": sorted(self.optional)}
+
+  @property
+  def has_objects(self) -> bool:
+    return self.kind != CLASSIFICATION
+
+  @property
+  def has_image_label(self) -> bool:
+    return self.kind == CLASSIFICATION or LABEL in self.optional
+
+  def has(self, key: str) -> bool:
+    """Whether the optional flat `key` (e.g. "objects/score") is stored."""
+    return key in self.optional
+
+  def features_dict(self) -> tfds.features.FeaturesDict:
+    """The features; class names are set at build time (`set_class_names`)."""
+    f = tfds.features
+    out = (
+        {IMAGE: f.Image(shape=(None, None, 3))}
+        if self.store_images
+        else {IMAGE_PATH: f.Text()}
+    )
+    out.update({FILE_NAME: f.Text(), HEIGHT: np.int32, WIDTH: np.int32})
+    if self.has_image_label:
+      out[LABEL] = f.ClassLabel()
+    top = {ID: f.Text(), LABEL_CONF: np.float32, EXTRA: f.Text()}
+    out.update({k: v for k, v in top.items() if self.has(k)})
+    if self.has_objects:
+      obj = {BBOX: f.BBoxFeature(), OBJ_LABEL: f.ClassLabel()}
+      optional = {OBJ_SCORE: np.float32, OBJ_CONF: np.float32,
+                  OBJ_AREA: np.float32, OBJ_ID: f.Text(),
+                  OBJ_IS_CROWD: np.bool_}
+      obj.update({k: v for k, v in optional.items()
+                  if self.has(f"{OBJECTS}/{k}")})
+      if self.kind == KEYPOINTS_KIND:
+        obj[KEYPOINTS] = f.FeaturesDict(self._keypoint_features())
+      out[OBJECTS] = f.Sequence(f.FeaturesDict(obj))
+    return f.FeaturesDict(out)
+
+  def _keypoint_features(self) -> dict:
+    n = (self.num_keypoints,)
+    kp = {KP_X: f_tensor(n, np.float32), KP_Y: f_tensor(n, np.float32),
+          KP_V: f_tensor(n, np.int32)}
+    if self.has(f"{OBJECTS}/{KEYPOINTS}/{KP_SCORE}"):
+      kp[KP_SCORE] = f_tensor(n, np.float32)
+    return kp
+
+  def supervised_keys(self) -> tuple[str, str] | None:
+    if not self.has_image_label:
+      return None
+    return (IMAGE if self.store_images else IMAGE_PATH, LABEL)
+
+  def to_example(
+      self,
+      record: records.ImageRecord,
+      image: images_lib.LoadedImage,
+      objects: tuple[records.ObjectRecord, ...],
+  ) -> dict:
+    """The example dict of `features_dict`, from checked, normalized values."""
+    example = {FILE_NAME: record.file_name, HEIGHT: image.height,
+               WIDTH: image.width}
+    if image.data is not None:
+      example[IMAGE] = image.data
+    else:
+      example[IMAGE_PATH] = record.path
+    if self.has_image_label:
+      example[LABEL] = record.label
+    if self.has(ID):
+      example[ID] = record.id
+    if self.has(LABEL_CONF):
+      example[LABEL_CONF] = record.label_conf
+    if self.has(EXTRA):
+      example[EXTRA] = record.extra
+    if self.has_objects:
+      example[OBJECTS] = [self._object(o) for o in objects]
+    return example
+
+  def _object(self, o: records.ObjectRecord) -> dict:
+    out = {BBOX: _bbox(o), OBJ_LABEL: o.label}
+    for key, value in ((OBJ_SCORE, o.score), (OBJ_CONF, o.conf),
+                       (OBJ_AREA, o.area), (OBJ_ID, o.id),
+                       (OBJ_IS_CROWD, o.is_crowd)):
+      if self.has(f"{OBJECTS}/{key}"):
+        out[key] = value
+    if self.kind == KEYPOINTS_KIND:
+      kps = o.keypoints
+      pad = self.num_keypoints - len(kps)
+      if pad < 0:
+        raise ValueError(
+            f"object {o.id} has {len(kps)} keypoints, more than the dataset's"
+            f" {self.num_keypoints}")
+      # Padding: not labelled (v=0) at (0, 0), score not given.
+      kp = {KP_X: [k.x for k in kps] + [0.0] * pad,
+            KP_Y: [k.y for k in kps] + [0.0] * pad,
+            KP_V: [k.v for k in kps] + [0] * pad}
+      if self.has(f"{OBJECTS}/{KEYPOINTS}/{KP_SCORE}"):
+        kp[KP_SCORE] = [k.score for k in kps] + [MISSING] * pad
+      out[KEYPOINTS] = kp
+    return out
+
+  def keys(self) -> list[str]:
+    """Every flat key of the stored `tf.train.Example`s, sorted."""
+    return sorted(_flat_keys(self.features_dict(), ""))
+
+
+def f_tensor(shape, dtype) -> tfds.features.Tensor:
+  return tfds.features.Tensor(shape=shape, dtype=dtype)
+
+
+def _flat_keys(feature, prefix: str):
+  if isinstance(feature, tfds.features.FeaturesDict):
+    for name, sub in feature.items():
+      yield from _flat_keys(sub, f"{prefix}/{name}" if prefix else name)
+  elif isinstance(feature, tfds.features.Sequence):
+    yield from _flat_keys(feature.feature, prefix)
+  else:
+    yield prefix
+
+
+def _survey(recs):
+  """(kind, optional keys with a value, keypoints per object, first place).
+
+  One pass over the records; `first[kind]` names the first record of that
+  kind, for error messages.
+  """
+  kind = 0
+  optional: set[str] = set()
+  num_keypoints = 0
+  first = {}
+  top = {**_TOP_OPTIONAL, **_IMAGE_LABEL_OPTIONAL}
+  pending_top = dict(top)
+  pending_obj = dict(_OBJECT_OPTIONAL)
+  for r in recs:
+    for key, has in list(pending_top.items()):
+      if has(r):
+        optional.add(key)
+        del pending_top[key]
+    for o in r.objects:
+      if not kind:
+        kind = 1
+        first[DETECTION] = f"{r.source} ({r.file_name})"
+      if o.keypoints:
+        if kind < 2:
+          kind = 2
+          first[KEYPOINTS_KIND] = f"{r.source} ({r.file_name})"
+        num_keypoints = max(num_keypoints, len(o.keypoints))
+      for key, has in list(pending_obj.items()):
+        if has(o):
+          optional.add(key)
+          del pending_obj[key]
+  return KINDS[kind], optional, num_keypoints, first
+
+
+def legacy_features_dict(*, store_images: bool) -> tfds.features.FeaturesDict:
+  """Schema 1 (builder versions 1.x): every feature, nested keypoints.
+
+  Kept so that tests can make a 1.x dataset and check it still loads; data
+  built with it is read through its own `features.json`.
+  """
   f = tfds.features
   image = (
       {IMAGE: f.Image(shape=(None, None, 3))}
@@ -87,58 +354,25 @@ def features_dict(*, store_images: bool) -> tfds.features.FeaturesDict:
 def set_class_names(features: tfds.features.FeaturesDict, names) -> None:
   """Sets the class names on every `ClassLabel` of `features`."""
   names = list(names)
-  features[LABEL].names = names
-  features[OBJECTS].feature[OBJ_LABEL].names = names
+  if LABEL in features:
+    features[LABEL].names = names
+  if OBJECTS in features:
+    features[OBJECTS].feature[OBJ_LABEL].names = names
 
 
 def class_names(features: tfds.features.FeaturesDict) -> list[str]:
-  return list(features[LABEL].names)
+  if LABEL in features:
+    return list(features[LABEL].names)
+  if OBJECTS in features:
+    return list(features[OBJECTS].feature[OBJ_LABEL].names)
+  return []
 
 
-def to_example(
-    record: records.ImageRecord,
-    image: images_lib.LoadedImage,
-    objects: tuple[records.ObjectRecord, ...],
-) -> dict:
-  """The example dict for `features_dict`, from checked, normalized values."""
-  example = {
-      FILE_NAME: record.file_name,
-      ID: record.id,
-      HEIGHT: image.height,
-      WIDTH: image.width,
-      LABEL: record.label,
-      LABEL_TEXT: record.label_text,
-      LABEL_CONF: record.label_conf,
-      EXTRA: record.extra,
-      OBJECTS: [_object(o) for o in objects],
-  }
-  if image.data is not None:
-    example[IMAGE] = image.data
-  else:
-    example[IMAGE_PATH] = record.path
-  return example
-
-
-def _object(o: records.ObjectRecord) -> dict:
+def _bbox(o: records.ObjectRecord) -> tfds.features.BBox:
   if o.box is None:
-    box = tfds.features.BBox(0.0, 0.0, 0.0, 0.0)
-  else:
-    xmin, ymin, xmax, ymax = o.box
-    box = tfds.features.BBox(ymin=ymin, xmin=xmin, ymax=ymax, xmax=xmax)
-  return {
-      BBOX: box,
-      OBJ_LABEL: o.label,
-      OBJ_TEXT: o.text,
-      OBJ_SCORE: o.score,
-      OBJ_CONF: o.conf,
-      OBJ_AREA: o.area,
-      OBJ_ID: o.id,
-      OBJ_IS_CROWD: o.is_crowd,
-      KEYPOINTS: [
-          {KP_X: k.x, KP_Y: k.y, KP_V: k.v, KP_SCORE: k.score}
-          for k in o.keypoints
-      ],
-  }
+    return tfds.features.BBox(0.0, 0.0, 0.0, 0.0)
+  xmin, ymin, xmax, ymax = o.box
+  return tfds.features.BBox(ymin=ymin, xmin=xmin, ymax=ymax, xmax=xmax)
 
 
 # --- Model Garden / Object Detection API layout (output_format="model_garden")

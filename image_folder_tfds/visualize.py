@@ -83,21 +83,22 @@ def _view_tfds(ex: Mapping, names: Sequence[str]) -> View:
         "this dataset stores image paths only (store_images=False): nothing"
         " to draw")
   objs = []
-  o = ex[features.OBJECTS]
-  labels = np.asarray(o[features.OBJ_LABEL])
-  boxes = np.asarray(o[features.BBOX]).reshape(-1, 4)
-  kps = o[features.KEYPOINTS]
+  # Schema 2 stores objects and keypoints only in datasets that have them.
+  o = ex.get(features.OBJECTS, {})
+  labels = np.asarray(o.get(features.OBJ_LABEL, ())).reshape(-1)
+  boxes = np.asarray(o.get(features.BBOX, ())).reshape(-1, 4)
+  kps = o.get(features.KEYPOINTS)
   for i, label in enumerate(labels):
     ymin, xmin, ymax, xmax = (float(v) for v in boxes[i])
     box = (xmin, ymin, xmax, ymax)
     if box == (0.0, 0.0, 0.0, 0.0):  # Stored for an object without a box.
       box = None
-    points = tuple(
+    points = () if kps is None else tuple(
         (float(x), float(y), int(v)) for x, y, v in zip(
             _row(kps[features.KP_X], i), _row(kps[features.KP_Y], i),
             _row(kps[features.KP_V], i)))
     objs.append(Obj(box, int(label), _name(names, int(label)), points))
-  label = int(ex[features.LABEL])
+  label = int(ex.get(features.LABEL, -1))
   caption = _text(ex[features.FILE_NAME])
   if label >= 0:
     caption += f"  [{_name(names, label)}]"
@@ -105,7 +106,7 @@ def _view_tfds(ex: Mapping, names: Sequence[str]) -> View:
 
 
 def _row(values, i: int):
-  """Row `i` of a (possibly ragged) per-object array of keypoint values."""
+  """Row `i` of a per-object array of keypoint values (ragged in schema 1)."""
   if hasattr(values, "to_list"):  # tf.RaggedTensor
     return values[i].numpy()
   return np.asarray(values[i]).reshape(-1)
@@ -283,8 +284,9 @@ def count_examples(
 
 def _labels(ex: Mapping) -> tuple[int, list[int]]:
   if not features.is_model_garden(ex):
-    objs = np.asarray(ex[features.OBJECTS][features.OBJ_LABEL]).reshape(-1)
-    return int(ex[features.LABEL]), [int(v) for v in objs]
+    objs = np.asarray(ex.get(features.OBJECTS, {}).get(
+        features.OBJ_LABEL, ())).reshape(-1)
+    return int(ex.get(features.LABEL, -1)), [int(v) for v in objs]
   offset = features.MG_LABEL_OFFSET
   objs = np.asarray(features.get_flat(ex, features.MG_OBJ_LABEL)).reshape(-1)
   image = np.asarray(features.get_flat(ex, features.MG_CLASS_LABEL)).reshape(-1)

@@ -237,7 +237,8 @@ def _encode(f: _Field, values, depth: int) -> bytes:
       # A path, an array or a PIL image: TFDS encodes those itself.
       raise Unsupported(f"{f.key}: image not given as encoded bytes")
     return b"".join(_field(1, v) for v in items)
-  if f.kind == _BYTES and f.width == 1:
+  vector = bool(getattr(leaf, "shape", ()))  # A (1,) tensor is a vector.
+  if f.kind == _BYTES and f.width == 1 and not vector:
     return b"".join(_field(1, _to_bytes(v, f.key)) for v in items)
   if isinstance(leaf, tfds.features.BBoxFeature):
     flat = []
@@ -246,7 +247,7 @@ def _encode(f: _Field, values, depth: int) -> bytes:
     return _floats(flat)
   if isinstance(leaf, tfds.features.ClassLabel):
     return _ints([_class_label(leaf, v) for v in items])
-  if f.width != 1:
+  if f.width != 1 or vector:
     items = [v for item in items for v in _vector(item, f)]
   if f.kind == _BYTES:
     return b"".join(_field(1, _to_bytes(v, f.key)) for v in items)
@@ -286,7 +287,7 @@ def _plan(feature, key: str, path: tuple[str, ...]):
     if isinstance(feature, f.Text) and feature.encoder is not None:
       raise Unsupported(f"{key}: Text with an encoder")
     shape = tuple(feature.shape)
-    if len(shape) > 1 or shape == (1,) or (
+    if len(shape) > 1 or (
         shape and shape[0] is None and path.count("")):
       raise Unsupported(f"{key}: Tensor of shape {shape}")
     dtype = np.dtype(feature.np_dtype)

@@ -51,7 +51,8 @@ def test_card_counts_match_the_data(tmp_path):
   options = json.loads(card.split("```json\n", 1)[1].split("```", 1)[0])
   assert options == builder.builder_config.options()
   assert "broken.jpg" in card  # The build report summary names it.
-  assert "**1.0.0** (this release): First release." in card
+  # The package's default version, with its own release note.
+  assert "**2.0.0** (this release): Schema 2: the features follow" in card
 
 
 def test_card_lists_the_version_history(tmp_path):

@@ -79,7 +79,7 @@ def built(tmp_path_factory):
 def test_class_names_are_categories_in_id_order(built):
   builder, _ = built
   names, _ = _expected()
-  assert builder.info.features["label"].names == names
+  assert ah.class_names(builder) == names
   assert builder.info.features["objects"]["label"].names == names
   # Category ids 1, 3, 7: the stored label is the index, not the id.
   assert names == ["person", "cat", "dog"]

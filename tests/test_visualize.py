@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import annotation_helpers as ah
 import helpers
 from image_folder_tfds import cli
 from image_folder_tfds import visualize
@@ -102,7 +103,7 @@ def test_show_draws_keypoints_and_skeleton(coco, tmp_path):
   given = show(builder, tmp_path / "skeleton.png", "--skeleton", str(skeleton))
   assert np.array_equal(given, drawn)
   # Control: the same examples drawn without links leave that pixel alone.
-  names = builder.info.features["label"].names
+  names = ah.class_names(builder)
   views = [visualize.view_of(ex, names, 0)
            for ex in helpers.read_split(builder, "train")[:3]]
   plain = np.asarray(visualize.show_grid(views, tile=TILE, skeletons={}))

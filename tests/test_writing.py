@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import zlib
 
@@ -50,7 +51,7 @@ def _object(label, keypoints, crowd=False):
     [_object(1, 3), _object(-1, 0, crowd=True), _object(0, 17)],
 ], ids=["no objects", "one object", "ragged keypoints"])
 def test_same_bytes_as_tfds(objects):
-  fd = features.features_dict(store_images=True)
+  fd = features.legacy_features_dict(store_images=True)
   features.set_class_names(fd, ["cat", "dog"])
   serializer = writing.Serializer.for_features(fd)
   assert serializer is not None
@@ -58,8 +59,48 @@ def test_same_bytes_as_tfds(objects):
   assert serializer.serialize(example) == _tfds_bytes(fd, example)
 
 
+def _schema2_records(num_keypoints):
+  from image_folder_tfds import records  # pylint: disable=g-import-not-at-top
+  kps = tuple(records.Keypoint(x=0.1 * i, y=0.2, v=i % 3, score=0.5)
+              for i in range(num_keypoints))
+  objs = (
+      records.ObjectRecord(box=(0.2, 0.1, 1.0, 0.5), label=1, score=0.9,
+                           conf=0.5, area=0.3, id="o1", is_crowd=True,
+                           keypoints=kps, keypoint_score_given=True),
+      records.ObjectRecord(box=None, label=0, keypoints=kps[:1]),
+  )
+  rec = records.ImageRecord(
+      key="a/é.jpg", path="/d/a/é.jpg", file_name="a/é.jpg", split="train",
+      source="x.json", id="7", label=1, label_conf=0.25, extra='{"k": 1}',
+      objects=objs)
+  return rec, objs
+
+
+@pytest.mark.parametrize("kind,num_keypoints", [
+    ("classification", 0), ("detection", 0), ("keypoints", 1),
+    ("keypoints", 3)])
+def test_schema2_same_bytes_as_tfds(kind, num_keypoints):
+  from image_folder_tfds import images  # pylint: disable=g-import-not-at-top
+  rec, objs = _schema2_records(num_keypoints or 1)
+  if kind != "keypoints":
+    objs = tuple(dataclasses.replace(o, keypoints=()) for o in objs)
+    rec = dataclasses.replace(
+        rec, objects=objs if kind == "detection" else ())
+  schema = features.Schema.from_records([rec], kind=kind)
+  assert (schema.kind, schema.num_keypoints) == (kind, num_keypoints)
+  fd = schema.features_dict()
+  features.set_class_names(fd, ["cat", "dog"])
+  serializer = writing.Serializer.for_features(fd)
+  assert serializer is not None
+  image = images.LoadedImage(
+      data=b"\xff\xd8 not checked", format="jpeg", source_format="JPEG",
+      width=40, height=30, display_width=40, display_height=30)
+  example = schema.to_example(rec, image, rec.objects)
+  assert serializer.serialize(example) == _tfds_bytes(fd, example)
+
+
 def test_tfds_checks_kept():
-  fd = features.features_dict(store_images=True)
+  fd = features.legacy_features_dict(store_images=True)
   features.set_class_names(fd, ["cat", "dog"])
   serializer = writing.Serializer.for_features(fd)
   with pytest.raises(ValueError, match="num_classes"):
@@ -156,7 +197,7 @@ def test_local_bucket_files_are_tfds_bucket_files(tmp_path):
 
 def test_image_not_given_as_bytes_takes_tfds_path():
   import numpy as np  # pylint: disable=g-import-not-at-top
-  fd = features.features_dict(store_images=True)
+  fd = features.legacy_features_dict(store_images=True)
   features.set_class_names(fd, ["cat", "dog"])
   example = _example([])
   example[features.IMAGE] = np.zeros((3, 4, 3), np.uint8)
