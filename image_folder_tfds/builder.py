@@ -158,6 +158,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
           num_keypoints=1 if kind == features.KEYPOINTS_KIND else 0)
       feature_dict, supervised_keys = (
           schema.features_dict(), schema.supervised_keys())
+    if config.output_format != "model_garden":
+      features.dense_numpy_sequences(feature_dict)
     return tfds.core.DatasetInfo(
         builder=self,
         description=_DESCRIPTION,

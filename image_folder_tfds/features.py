@@ -8,6 +8,7 @@ README.md ("What is stored").
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -349,6 +350,44 @@ def legacy_features_dict(*, store_images: bool) -> tfds.features.FeaturesDict:
       EXTRA: f.Text(),
       OBJECTS: f.Sequence(obj),
   })
+
+
+def dense_numpy_sequences(feature_dict: tfds.features.FeaturesDict) -> None:
+  """Makes `tfds.data_source` give arrays for `objects/...`, as `tfds.load`.
+
+  TFDS 4.9.10 decodes a `Sequence` for `tfds.data_source` with
+  `np_utils.np_map_fn`, one element at a time, so every per-object field
+  comes back as a Python list of arrays, and an image without objects gives
+  `[]` (no dtype, no shape) where `tfds.load` gives a `(0, 4)` float32 array.
+  Its TensorFlow path skips the per-element decoding for plain tensors
+  (`Tensor.decode_batch_example`); the same is done here for the NumPy path,
+  on the leaves of this `feature_dict` only.
+  """
+  f = tfds.features
+  plain = (f.Tensor.decode_example_np, f.Text.decode_example_np)
+  for name, feature in feature_dict.items():
+    if isinstance(feature, f.FeaturesDict):
+      dense_numpy_sequences(feature)
+    elif type(feature) is f.Sequence and isinstance(feature.feature,
+                                                     f.FeaturesDict):
+      for leaf in _leaves(feature.feature):
+        shape = tuple(getattr(leaf, "shape", (None,)))
+        if (type(leaf).decode_example_np in plain and None not in shape
+            and not getattr(leaf, "_encoded_to_bytes", True)):
+          leaf.decode_batch_example_np = functools.partial(
+              _dense_batch, np.dtype(leaf.np_dtype), shape)
+
+
+def _leaves(feature):
+  if isinstance(feature, tfds.features.FeaturesDict):
+    for sub in feature.values():
+      yield from _leaves(sub)
+  else:
+    yield feature
+
+
+def _dense_batch(dtype, shape, batch) -> np.ndarray:
+  return np.asarray(batch, dtype=dtype).reshape((-1, *shape))
 
 
 def set_class_names(features: tfds.features.FeaturesDict, names) -> None:

@@ -85,3 +85,40 @@ def test_cli_file_format_array_record(tmp_path):
                               split=split)
     names.update(source[i]["file_name"].decode() for i in range(len(source)))
   assert names == set(written)
+
+
+def _flat(example, prefix=""):
+  out = {}
+  for key, value in example.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}/"))
+    else:
+      out[prefix + key] = value
+  return out
+
+
+@pytest.mark.parametrize("data,kind", [
+    ("animal_photos", "classification"), ("voc", "detection"),
+    ("coco", "keypoints")])
+def test_data_source_gives_tfds_load_values_for_every_kind(tmp_path, data,
+                                                          kind):
+  manual_dir = helpers.DUMMY_DATA / data
+  ar = _build(manual_dir, tmp_path / "ar", "array_record")
+  assert ar.info.metadata["schema"]["kind"] == kind
+  loaded = helpers.read_all(_build(manual_dir, tmp_path / "tf", "tfrecord"))
+  seen = 0
+  for split in ar.info.splits:
+    source = tfds.data_source("my_images", data_dir=os.fspath(tmp_path / "ar"),
+                              split=split)
+    for i in reversed(range(len(source))):  # Random access, any order.
+      got = _flat(source[i])
+      want = _flat(loaded[got["file_name"].decode()])
+      assert want.pop("split") == split
+      assert sorted(got) == sorted(want)
+      for key, value in want.items():
+        if key == "image":  # Pillow and TF decode JPEGs a little differently.
+          assert got[key].shape == value.shape
+        else:
+          np.testing.assert_array_equal(got[key], value, err_msg=key)
+      seen += 1
+  assert seen == len(loaded)
