@@ -169,3 +169,47 @@ def make_placeholders(root: str, n: int, per_dir: int = 1000) -> str:
     with open(done, "w") as f:
       f.write(str(n))
   return top
+
+
+def make_keypoints(d: dict, num_keypoints: int = 17) -> str:
+  """COCO person keypoints over the images of `make_dataset`'s `d`.
+
+  `root/coco_kp/annotations/person_keypoints_train2017.json`: two objects an
+  image, each with a box and `num_keypoints` keypoints (some not labelled),
+  the images hard links to the class-folder files. Returns the data folder.
+  """
+  root = os.path.join(d["root"], "coco_kp")
+  done = os.path.join(root, _DONE)
+  if os.path.exists(done):
+    return root
+  names = file_names(d["images"])
+  coco = {"images": [], "annotations": [], "categories": [{
+      "id": 1, "name": "person",
+      "keypoints": [f"k{j}" for j in range(num_keypoints)]}]}
+  for i, (_, rel) in enumerate(names):
+    coco["images"].append({"id": i + 1, "file_name": rel, "width": SIDE,
+                           "height": SIDE})
+    for o in range(2):
+      x, y, w, h = _box(2 * i + o)
+      kps = []
+      for j in range(num_keypoints):
+        v = (i + j + o) % 3  # 0: not labelled, 1: occluded, 2: visible.
+        kps += ([x + (j * 7) % w, y + (j * 5) % h, v] if v else [0, 0, 0])
+      coco["annotations"].append({
+          "id": 2 * i + o + 1, "image_id": i + 1, "category_id": 1,
+          "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0,
+          "keypoints": kps, "num_keypoints": sum(1 for v in kps[2::3] if v)})
+  image_dir = os.path.join(root, "train2017")
+  for cls in CLASSES:
+    os.makedirs(os.path.join(image_dir, cls), exist_ok=True)
+  for _, rel in names:
+    target = os.path.join(image_dir, rel)
+    if not os.path.exists(target):
+      os.link(os.path.join(d["folders"], rel), target)
+  os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
+  with open(os.path.join(root, "annotations",
+                         "person_keypoints_train2017.json"), "w") as f:
+    json.dump(coco, f)
+  with open(done, "w") as f:
+    f.write(str(d["images"]))
+  return root
