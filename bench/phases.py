@@ -48,7 +48,7 @@ PHASES = [
     ("imports", "imports (`tfds` CLI: TensorFlow, Beam; image_folder_tfds)"),
     ("scan", "scan of the folder (`readers.scan`)"),
     ("receive", "results from the workers (pipe, unpickle)"),
-    ("encode", "example dict (`features.to_example`)"),
+    ("encode", "example dict (`features.Schema.to_example`)"),
     ("serialize", "serialize (`writing.Serializer`)"),
     ("shuffle_add", "TFDS's shuffler: hash the key, keep the example"),
     ("reread", "read the file again, in hash order (`writing._read_again`)"),

@@ -208,7 +208,7 @@ def test_image_not_given_as_bytes_takes_tfds_path():
 @pytest.mark.parametrize("objects", [[], [_object(1, 3), _object(0, 17)]],
                          ids=["no objects", "objects"])
 def test_serialize_around_the_image_gives_the_same_bytes(objects):
-  fd = features.features_dict(store_images=True)
+  fd = features.legacy_features_dict(store_images=True)
   features.set_class_names(fd, ["cat", "dog"])
   serializer = writing.Serializer.for_features(fd)
   example = _example(objects)
