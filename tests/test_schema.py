@@ -287,3 +287,26 @@ def test_schema1_releases_still_load(tmp_path, name):
   builder = tfds.builder("my_images:1.0.0", data_dir=os.fspath(data_dir))
   assert "keypoints" in builder.info.features["objects"].feature
   assert builder.info.splits.total_num_examples == total
+
+
+@pytest.mark.slow
+def test_tfds_build_cli_builds_one_dataset_and_reaches_the_kind_option(tmp_path):
+  """The documented command builds one dataset; --config pins the kind."""
+  out = tmp_path / "out"
+  base = helpers.tfds_cli() + [
+      "build", "my_images", "--imports", "image_folder_tfds",
+      "--manual_dir", str(helpers.DUMMY_DATA / "animal_photos"),
+      "--data_dir", str(out)]
+  result = helpers.run(base)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert sorted(p.name for p in (out / "my_images").iterdir()
+                if not p.name.startswith(".")) == ["default"]
+  result = helpers.run(base + ["--config", json.dumps(
+      {"name": "det", "kind": "detection"})])
+  assert result.returncode == 0, result.stderr[-3000:]
+  det = _load_fresh(out, with_plugin=False, name="my_images/det")
+  assert det["examples"] and all(
+      ex["objects"]["bbox"] == [] for ex in det["examples"].values())
+  default = _load_fresh(out, with_plugin=False)
+  assert set(default["examples"]) == set(det["examples"])
+  assert all("objects" not in ex for ex in default["examples"].values())
