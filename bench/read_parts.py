@@ -4,9 +4,9 @@ Reads the train split of a built `my_images` dataset (image only, decoded)
 through pipelines that add TFDS's pieces one at a time, and prints
 examples/s (median of interleaved repeats, after an untimed pass of each):
 
-    python bench/read_parts.py /tmp/ift_bench/out_read_5000 [repeats]
+    python bench/read_parts.py /tmp/ift_bench/read_classification_5000 [repeats]
 
-`bench/run.py --read-size N` builds such a dataset (`out_read_N`).
+`bench/read.py --images N` builds such datasets (`read_<kind>_N`).
 """
 
 from __future__ import annotations

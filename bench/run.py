@@ -19,7 +19,7 @@ every 100 ms with psutil; `max1` is the peak RSS of the largest single process
 Beam (`--beam-sizes`), the scan of `--scan-files` tiny files against
 `find DIR -type f | wc -l`, `import image_folder_tfds` time, the fixed cost of
 a ten-image build against a trivial TFDS builder, and read speed of
-`tfds.load` against a raw `TFRecordDataset` + `parse_single_example`.
+`tfds.load` against a dense raw reader per kind of data (`bench/read.py`).
 
 Results go to `<work>/results.json` and, as a markdown table, to stdout (and
 to `--markdown FILE`).
@@ -44,6 +44,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
+import read as read_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PY = sys.executable
 TFDS = os.path.join(os.path.dirname(sys.executable), "tfds")
@@ -51,72 +52,6 @@ _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
             PYTHONPATH=os.pathsep.join(
                 p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
 BEAM_OPTIONS = "direct_running_mode=multi_processing,direct_num_workers=2"
-
-# The reads benchmark runs in its own process (it imports TensorFlow).
-_READ_CODE = r"""
-import json, sys, time, statistics
-import tensorflow as tf
-import tensorflow_datasets as tfds
-data_dir, repeats = sys.argv[1], int(sys.argv[2])
-builder = tfds.builder("my_images", data_dir=data_dir)
-files = [str(f) for f in builder.info.splits["train"].filenames]
-files = [str(builder.data_path / f) for f in files]
-n = builder.info.splits["train"].num_examples
-spec = {
-    "image": tf.io.FixedLenFeature([], tf.string),
-    "label": tf.io.FixedLenFeature([], tf.int64),
-    "file_name": tf.io.FixedLenFeature([], tf.string),
-    "height": tf.io.FixedLenFeature([], tf.int64),
-    "width": tf.io.FixedLenFeature([], tf.int64),
-}
-# Every stored key, with the tf.io specs TFDS derives from the features, but
-# parsed by a plain parse_single_example (no TFDS reshaping or ragged
-# reconstruction): the same-files baseline for tfds.load of all features.
-from tensorflow_datasets.core import example_parser
-from tensorflow_datasets.core.utils import py_utils
-all_spec = py_utils.flatten_nest_dict(example_parser._build_feature_specs(
-    py_utils.flatten_nest_dict(builder.info.features.get_serialized_info())))
-def raw(decode, full=False):
-  ds = tf.data.TFRecordDataset(files)
-  def parse(x):
-    ex = tf.io.parse_single_example(x, all_spec if full else spec)
-    if decode:
-      ex["image"] = tf.io.decode_image(ex["image"], channels=3,
-                                       expand_animations=False)
-    return ex
-  return ds.map(parse)
-def tfds_load(decode, partial=False):
-  decoders = None if decode else {"image": tfds.decode.SkipDecoding()}
-  if partial:  # Parse the same five features as the raw reader.
-    decoders = tfds.decode.PartialDecoding(
-        {k: True for k in spec}, decoders=decoders)
-  return tfds.load("my_images", split="train", data_dir=data_dir,
-                   shuffle_files=False, decoders=decoders)
-def rate(ds):
-  t = time.perf_counter()
-  count = 0
-  for _ in ds:
-    count += 1
-  assert count == n, (count, n)
-  return n / (time.perf_counter() - t)
-kinds = [(k, d) for k in ("tfds", "tfds5", "raw", "rawall")
-         for d in (True, False)]
-out = {f"{k}_{'decode' if d else 'bytes'}": [] for k, d in kinds}
-def make(kind, decode):
-  if kind.startswith("raw"):
-    return raw(decode, full=kind == "rawall")
-  return tfds_load(decode, kind == "tfds5")
-for kind, decode in kinds:  # Untimed first pass: tracing, file cache.
-  for _ in make(kind, decode):
-    pass
-for r in range(repeats):
-  order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
-  for kind, decode in order:
-    ds = make(kind, decode)
-    out[f"{kind}_{'decode' if decode else 'bytes'}"].append(rate(ds))
-print(json.dumps({k: statistics.median(v) for k, v in out.items()}))
-"""
-
 
 def measure(cmd: list[str], cwd: str | None = None,
             allow_failure: bool = False) -> dict:
@@ -323,25 +258,6 @@ def bench_fixed_cost(work: str, repeats: int) -> dict:
   return res
 
 
-def bench_read(work: str, d: dict, repeats: int) -> dict:
-  data_dir = os.path.join(work, f"out_read_{d['images']}")
-  if not os.path.isdir(os.path.join(data_dir, "my_images")):
-    measure([TFDS, "build", "my_images", "--imports", "image_folder_tfds",
-             "--manual_dir", d["folders"], "--data_dir", data_dir])
-  out = subprocess.run([PY, "-c", _READ_CODE, data_dir, str(repeats)],
-                       capture_output=True, text=True, env=_ENV)
-  if out.returncode:
-    raise RuntimeError(out.stderr[-3000:])
-  res = json.loads(out.stdout.strip().splitlines()[-1])
-  for k in ("tfds", "tfds5"):
-    res[f"ratio_{k}_decode"] = res[f"{k}_decode"] / res["raw_decode"]
-    res[f"ratio_{k}_bytes"] = res[f"{k}_bytes"] / res["raw_bytes"]
-  # tfds.load of every feature against a raw parse of every stored key.
-  res["ratio_tfds_rawall_decode"] = res["tfds_decode"] / res["rawall_decode"]
-  res["ratio_tfds_rawall_bytes"] = res["tfds_bytes"] / res["rawall_bytes"]
-  return res
-
-
 def _gib(n: float) -> str:
   return f"{n / 2**30:.2f}"
 
@@ -396,20 +312,8 @@ def markdown(results: dict) -> str:
               f" s vs a trivial TFDS builder {f['trivial_10']:.2f} s"
               f" ({f['ratio']:.2f}x)."]
   if "read" in results:
-    r = results["read"]
-    lines += ["", f"Reading the train split of the {r['images']:,}-image build"
-              " (examples/s, median):", "",
-              "| | tfds.load (all features) | TFRecordDataset +"
-              " parse_single_example (every stored key) | tfds.load, 5"
-              " features (PartialDecoding) | TFRecordDataset +"
-              " parse_single_example (5 features) | ratios: all to all,"
-              " 5 to 5 |",
-              "|---|---|---|---|---|---|"]
-    for what, k in (("decoded images", "decode"), ("image bytes", "bytes")):
-      lines.append(
-          f"| {what} | {r[f'tfds_{k}']:,.0f} | {r[f'rawall_{k}']:,.0f} |"
-          f" {r[f'tfds5_{k}']:,.0f} | {r[f'raw_{k}']:,.0f} |"
-          f" {r[f'ratio_tfds_rawall_{k}']:.2f}, {r[f'ratio_tfds5_{k}']:.2f} |")
+    lines += ["", read_lib.markdown(results["read"], results["read_images"],
+                                   results["read_repeats"])]
   return "\n".join(lines) + "\n"
 
 
@@ -466,10 +370,10 @@ def main(argv=None) -> dict:
     results["import"] = bench_import(max(5, args.repeats))
     results["fixed"] = bench_fixed_cost(args.work, args.repeats)
   if args.read_size and not args.no_extras:
-    d = data_lib.make_dataset(os.path.join(args.work, f"d{args.read_size}"),
-                              args.read_size)
-    results["read"] = bench_read(args.work, d, args.repeats)
-    results["read"]["images"] = args.read_size
+    results["read"] = read_lib.bench_read(args.work, args.read_size,
+                                          args.repeats)
+    results["read_images"], results["read_repeats"] = (args.read_size,
+                                                       args.repeats)
   with open(os.path.join(args.work, args.results), "w") as f:
     json.dump(results, f, indent=1)
   table = markdown(results)

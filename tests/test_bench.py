@@ -29,11 +29,14 @@ def test_benchmark_runs_at_tiny_size(tmp_path):
   assert results["scan"]["files"] == 300 and results["scan"]["find"] > 0
   assert 0 < results["import"]["import"] < 60
   assert results["fixed"]["my_images_10"] > 0
-  for kind in ("tfds", "tfds5", "raw", "rawall"):
+  assert set(results["read"]) == {"classification", "detection", "keypoints"}
+  for kind, r in results["read"].items():
+    assert r["schema"]["kind"] == kind
     for what in ("decode", "bytes"):
-      assert results["read"][f"{kind}_{what}"] > 0
+      assert r[f"tfds_{what}"] > 0 and r[f"raw_{what}"] > 0
   text = table.read_text()
   assert "| 60 | my_images |" in text and "find DIR -type f" in text
+  assert "| keypoints | 12 |" in text
 
 
 def test_synthetic_data_is_deterministic(tmp_path):
