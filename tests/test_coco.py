@@ -166,8 +166,9 @@ for ex in tfds.as_numpy(ds):
   o = ex["objects"]
   out[ex["file_name"].decode()] = {
       "ids": [i.decode() for i in o["id"]], "bbox": o["bbox"].tolist(),
-      "label": o["label"].tolist(), "kp_x": o["keypoints"]["x"].to_list(),
-      "kp_v": o["keypoints"]["v"].to_list()}
+      "label": o["label"].tolist(), "kp_x": o["keypoints"]["x"].tolist(),
+      "kp_y": o["keypoints"]["y"].tolist(),
+      "kp_v": o["keypoints"]["v"].tolist()}  # Dense: NumPy, no RaggedTensor.
 print(json.dumps(out))
 """
 
@@ -195,9 +196,12 @@ def test_tfds_build_command_then_load_in_fresh_process(tmp_path):
       assert got[rel]["bbox"][i] == pytest.approx([ymin, xmin, ymax, xmax],
                                                   abs=ah.TOL)
       assert got[rel]["label"][i] == want["label"]
-      assert got[rel]["kp_x"][i] == pytest.approx(
-          [k[0] for k in want["keypoints"]], abs=ah.TOL)
-      assert got[rel]["kp_v"][i] == [k[2] for k in want["keypoints"]]
+      points = ah.unpad(zip(got[rel]["kp_x"][i], got[rel]["kp_y"][i],
+                            got[rel]["kp_v"][i]))
+      want_points = ah.unpad(want["keypoints"])
+      assert [p[0] for p in points] == pytest.approx(
+          [k[0] for k in want_points], abs=ah.TOL)
+      assert [p[2] for p in points] == [k[2] for k in want_points]
 
 
 class CocoBuilderTest(tfds.testing.DatasetBuilderTestCase):
