@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import collections
 import functools
+import os
 import sys
 
 import tensorflow_datasets as tfds
 
 from image_folder_tfds import card as card_lib
 from image_folder_tfds import beam as beam_lib
+from image_folder_tfds import check_cache
 from image_folder_tfds import features
 from image_folder_tfds import images
 from image_folder_tfds import label_map
@@ -256,9 +258,11 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     config: MyImagesConfig = self.builder_config
     options = self._image_options()
     pool = getattr(self, "_pool", None)
+    cache = getattr(self, "_cache", None)
     if len(recs) < MIN_IMAGES_FOR_WORKERS and not (pool and pool.started):
       # Starting processes costs more than it saves.
-      outcomes = pipeline.process_all(recs, options, 0)
+      outcomes = (pool.map(recs, in_process=True) if pool is not None
+                  else pipeline.process_all(recs, options, 0))
     elif pool is not None:
       outcomes = pool.map(recs)  # Workers kept from split to split.
     else:
@@ -266,6 +270,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     written = 0
     rejected = []
     for outcome in outcomes:
+      if cache is not None:
+        cache.record(outcome.cache)
       for p in outcome.problems:
         self._report.add(p)
         if config.strict:
@@ -316,13 +322,17 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       print(warning, file=sys.stderr)
     config: MyImagesConfig = self.builder_config
     self._scan_input(dl_manager)  # Before TFDS's writer takes the features.
+    self._cache = None if self._beam else self._open_check_cache()
     try:
       with writing.passthrough(self.info.features), \
           writing.bounded_shuffle_memory(), \
-          pipeline.Pool(self._image_options(), config.num_workers) as self._pool:
+          pipeline.Pool(self._image_options(), config.num_workers,
+                        self._cache and self._cache.spec) as self._pool:
         super()._download_and_prepare(dl_manager, download_config)
     finally:
       self._pool = None
+      if self._cache is not None:
+        self._cache.close()
     if self._beam:
       self._add_beam_outcomes()
     release.write_manifest(self.data_path, self.info)
@@ -337,10 +347,29 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self.info.metadata["counts"] = counts
     self.info.metadata["layout"] = self._report.layout
     self.info.metadata["problem_counts"] = self._report.to_dict()["problem_counts"]
+    # Build-specific (how this build went, not what it built): in the report
+    # and the summary printed, never in the card.
+    self._report.check_cache = self._cache and self._cache.stats()
     (self.data_path / report_lib.REPORT_FILE).write_text(
         self._report.to_json(counts))
-    print("\n" + self._report.summary(counts), file=sys.stderr)
+    summary = self._report.summary(counts)
+    if self._cache is not None:
+      summary += "\n" + self._cache.summary()
+    print("\n" + summary, file=sys.stderr)
     self._write_card(counts)
+
+  def _open_check_cache(self) -> check_cache.Cache | None:
+    """The check cache of this build (None when the config turns it off)."""
+    config: MyImagesConfig = self.builder_config
+    if not config.check_cache:
+      return None
+    # `data_path` is TFDS's `incomplete.*` folder now; its parent is the
+    # config folder, shared by every version.
+    directory = config.check_cache_dir or check_cache.default_dir(
+        os.fspath(self.data_path.parent))
+    ns, description = check_cache.namespace_of(
+        self._image_options(), config.output_format)
+    return check_cache.Cache(os.fspath(directory), ns, description)
 
   def _add_beam_outcomes(self) -> None:
     """Problems and counts that Beam's workers sent back (beam.py)."""

@@ -57,6 +57,10 @@ class MyImagesConfig(tfds.core.BuilderConfig):
     output_format: "tfds" (nested features: `image`, `objects/bbox`, ...) or
       "model_garden" (`image/encoded`, `image/object/bbox/xmin`, ... with
       class ids from 1, plus `label_map.pbtxt` next to the dataset).
+    check_cache: Reuse the checks of earlier builds (any version) for files
+      whose bytes, options and code are unchanged (`check_cache.py`).
+    check_cache_dir: Where that cache lives; default
+      `DATA_DIR/my_images/<name>/.check_cache`. Builds may share one.
   """
 
   name: str = "default"
@@ -74,6 +78,8 @@ class MyImagesConfig(tfds.core.BuilderConfig):
   num_workers: int | None = None
   output_format: str = "tfds"
   kind: str = "auto"
+  check_cache: bool = True
+  check_cache_dir: str | None = None
 
   def __post_init__(self):
     if self.output_format not in OUTPUT_FORMATS:
@@ -156,9 +162,10 @@ class MyImagesConfig(tfds.core.BuilderConfig):
 
   def options(self) -> dict[str, Any]:
     """The options that change the built data (for reports and the card)."""
-    # `num_workers` changes how fast, never what is built.
+    # `num_workers` and the check cache change how fast, never what is built.
     skip = {"name", "version", "release_notes", "supported_versions",
-            "description", "tags", "num_workers"}
+            "description", "tags", "num_workers", "check_cache",
+            "check_cache_dir"}
     return {
         f.name: getattr(self, f.name)
         for f in dataclasses.fields(self)

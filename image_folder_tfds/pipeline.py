@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 
 from image_folder_tfds import annotations
+from image_folder_tfds import check_cache
 from image_folder_tfds import images as images_lib
 from image_folder_tfds import records
 
@@ -46,12 +47,18 @@ class Outcome:
   # the example without them and reads the file again when TFDS writes the
   # shard (`writing.Reread`), checking it against this CRC.
   crc: int | None = None
+  cache: check_cache.Result | None = None  # None: no check cache.
 
 
 def process(
-    record: records.ImageRecord, options: images_lib.ImageOptions
+    record: records.ImageRecord, options: images_lib.ImageOptions,
+    cache: check_cache.Lookup | None = None,
 ) -> Outcome:
-  """Reads and checks one image and its annotations. Never raises for input."""
+  """Reads and checks one image and its annotations. Never raises for input.
+
+  With a `cache`, a check already made of the same bytes under the same
+  options and code is reused instead of decoding the image again.
+  """
   try:
     data = images_lib.read_file(record.path)
   except FileNotFoundError:
@@ -62,10 +69,32 @@ def process(
     return _rejected(record, f"unreadable: {e.strerror or e}")
   except OSError as e:
     return _rejected(record, f"unreadable: {e}")
-  try:
-    image = images_lib.load_image(data, options)
-  except images_lib.ImageError as e:
-    return _rejected(record, str(e))
+  result = None
+  image = None
+  if cache is not None:
+    key = check_cache.digest(data)
+    value, fault = cache.get(key)
+    if value is not None:
+      try:
+        image = check_cache.decode(value, data, options)
+      except ValueError as e:
+        image, fault = None, (f"check cache {cache.spec.path}: a malformed"
+                              f" entry ({e}) ignored, the image is checked")
+    if image is not None:
+      result = check_cache.Result(reused=True, fault=fault)
+      if isinstance(image, str):
+        return _rejected(record, image, result)
+    else:
+      image, reason = _check(data, options)
+      result = check_cache.Result(
+          reused=False, key=key,
+          value=check_cache.entry(data, image, reason, options), fault=fault)
+      if image is None:
+        return _rejected(record, reason, result)
+  else:
+    image, reason = _check(data, options)
+    if image is None:
+      return _rejected(record, reason)
   problems = [
       records.Problem(file=record.path, reason=note, kind="converted",
                       split=record.split, counts_as_input=False)
@@ -76,12 +105,21 @@ def process(
   )
   problems.extend(object_problems)
   crc = zlib.crc32(data) if image.data is data else None
-  return Outcome(record, image, objects, tuple(problems), crc)
+  return Outcome(record, image, objects, tuple(problems), crc, result)
 
 
-def _rejected(record: records.ImageRecord, reason: str) -> Outcome:
+def _check(data: bytes, options: images_lib.ImageOptions
+           ) -> tuple[images_lib.LoadedImage | None, str | None]:
+  try:
+    return images_lib.load_image(data, options), None
+  except images_lib.ImageError as e:
+    return None, str(e)
+
+
+def _rejected(record: records.ImageRecord, reason: str,
+              cache: check_cache.Result | None = None) -> Outcome:
   problem = records.Problem(file=record.path, reason=reason, split=record.split)
-  return Outcome(record, None, (), (problem,))
+  return Outcome(record, None, (), (problem,), cache=cache)
 
 
 def default_workers() -> int:
@@ -94,6 +132,7 @@ def process_all(
     recs: Iterable[records.ImageRecord],
     options: images_lib.ImageOptions,
     num_workers: int | None,
+    cache: check_cache.Spec | None = None,
 ) -> Iterator[Outcome]:
   """`process` over `recs`, in order, on `num_workers` processes.
 
@@ -102,7 +141,7 @@ def process_all(
   so memory does not grow with the number of images. Chunk i goes to worker
   i % n, and results are read back in chunk order.
   """
-  with Pool(options, num_workers) as pool:
+  with Pool(options, num_workers, cache) as pool:
     yield from pool.map(recs)
 
 
@@ -116,8 +155,11 @@ class Pool:
   """
 
   def __init__(self, options: images_lib.ImageOptions,
-               num_workers: int | None = None):
+               num_workers: int | None = None,
+               cache: check_cache.Spec | None = None):
     self._options = options
+    self._cache = cache
+    self._lookup: check_cache.Lookup | None = None  # In this process.
     self.size = default_workers() if num_workers is None else num_workers
     self._workers: list[_Worker] = []
 
@@ -135,15 +177,24 @@ class Pool:
     workers, self._workers = self._workers, []
     for w in workers:
       w.close()
+    if self._lookup is not None:
+      self._lookup.close()
+      self._lookup = None
 
-  def map(self, recs: Iterable[records.ImageRecord]) -> Iterator[Outcome]:
-    """`process` over `recs`, in order (see `process_all`)."""
-    if self.size <= 1:
+  def map(self, recs: Iterable[records.ImageRecord],
+          in_process: bool = False) -> Iterator[Outcome]:
+    """`process` over `recs`, in order (see `process_all`).
+
+    `in_process`: in this process, even if the pool has workers.
+    """
+    if self.size <= 1 or in_process:
+      if self._cache is not None and self._lookup is None:
+        self._lookup = check_cache.Lookup(self._cache)
       for r in recs:
-        yield process(r, self._options)
+        yield process(r, self._options, self._lookup)
       return
     while len(self._workers) < self.size:
-      self._workers.append(_Worker(self._options))
+      self._workers.append(_Worker(self._options, self._cache))
     workers = self._workers
     finished = False
     try:
@@ -182,11 +233,16 @@ def _pack(outcome: Outcome) -> tuple:
     image = (image.data, image.format, image.source_format, image.width,
              image.height, image.display_width, image.display_height,
              image.notes)
-  return image, outcome.objects, outcome.problems, outcome.crc
+  cache = outcome.cache
+  if cache is not None:
+    cache = (cache.reused, cache.key, cache.value, cache.fault)
+  return image, outcome.objects, outcome.problems, outcome.crc, cache
 
 
 def _unpack(record: records.ImageRecord, packed: tuple) -> Outcome:
-  image, objects, problems, crc = packed
+  image, objects, problems, crc, cache = packed
+  if cache is not None:
+    cache = check_cache.Result(*cache)
   if image is not None:
     (data, fmt, source_format, width, height, display_width, display_height,
      notes) = image
@@ -194,7 +250,7 @@ def _unpack(record: records.ImageRecord, packed: tuple) -> Outcome:
         data=data, format=fmt, source_format=source_format, width=width,
         height=height, display_width=display_width,
         display_height=display_height, notes=notes)
-  return Outcome(record, image, objects, problems, crc)
+  return Outcome(record, image, objects, problems, crc, cache)
 
 
 # Runs in the worker: load this module without the package `__init__`.
@@ -235,20 +291,22 @@ def _read_frame(stream):
 
 
 def worker_main() -> None:
-  """Worker loop: options first, then chunks of records until stdin closes."""
+  """Worker loop: options and cache first, then chunks of records until
+  stdin closes."""
   stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
   sys.stdout = sys.stderr  # Nothing else may write to the result pipe.
   try:
-    options = _read_frame(stdin)
+    options, cache_spec = _read_frame(stdin)
   except EOFError:
     return
+  lookup = cache_spec and check_cache.Lookup(cache_spec)
   while True:
     try:
       chunk = _read_frame(stdin)
     except EOFError:
       return
     try:
-      result = ("ok", [_pack(process(r, options)) for r in chunk])
+      result = ("ok", [_pack(process(r, options, lookup)) for r in chunk])
     except Exception as e:  # pylint: disable=broad-except
       import traceback  # pylint: disable=g-import-not-at-top
       result = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
@@ -278,7 +336,8 @@ _PIPE_NOTES: list[str] = []
 class _Worker:
   """One worker process; a thread feeds it so the parent never blocks on it."""
 
-  def __init__(self, options: images_lib.ImageOptions):
+  def __init__(self, options: images_lib.ImageOptions,
+               cache: check_cache.Spec | None = None):
     env = dict(os.environ)
     # The worker must find this very package (editable or not).
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -289,7 +348,7 @@ class _Worker:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     _grow_pipe(self._proc.stdout)
     self._inbox: queue.Queue = queue.Queue()
-    self._inbox.put(options)
+    self._inbox.put((options, cache))
     self._feeder = threading.Thread(target=self._feed, daemon=True)
     self._feeder.start()
     self._chunks: collections.deque[list] = collections.deque()

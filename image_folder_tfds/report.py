@@ -30,6 +30,10 @@ class BuildReport:
     self.options = options
     self.found: collections.Counter[str] = collections.Counter()
     self.problems: list[records.Problem] = []
+    # How the check cache served this build (`check_cache.Cache.stats`), or
+    # None without one. Build-specific: differs between a cached and a clean
+    # build of the same data, so it is kept out of the card.
+    self.check_cache: dict | None = None
 
   def add_found(self, split: str, n: int = 1) -> None:
     self.found[split or NO_SPLIT] += n
@@ -85,6 +89,7 @@ class BuildReport:
              "item": p.item, "reason": p.reason}
             for p in self.problems
         ],
+        "check_cache": self.check_cache,
     }
 
   def to_json(self, counts: dict | None = None) -> str:
