@@ -39,6 +39,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 
 from image_folder_tfds import images as images_lib
 
@@ -48,7 +49,10 @@ DIR_NAME = ".check_cache"  # Next to the version folders of a config.
 PACKAGE_VERSION = "0.1.0"  # Kept equal to pyproject.toml (a test checks).
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _BUSY_MS = 30_000  # How long a build waits for another one's write lock.
-_FLUSH_EVERY = 2048  # New entries per write transaction.
+# New entries are written in one transaction per this many, or per this many
+# seconds: a build that is killed keeps most of what it checked.
+_FLUSH_EVERY = 2048
+_FLUSH_SECONDS = 2.0
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)",
     # What a namespace stands for, in words (for the warning when none match).
@@ -245,6 +249,7 @@ class Cache:
     self.warnings: list[str] = []
     self._pending: list[tuple[int, bytes, bytes, bytes]] = []
     self._conn: sqlite3.Connection | None = None
+    self._flushed = time.monotonic()
     try:
       self._open()
     except (sqlite3.Error, OSError, ValueError) as e:
@@ -321,11 +326,13 @@ class Cache:
     if result.value is not None and self.spec is not None:
       self._pending.append((self.spec.ns_id, result.key, result.value,
                             _sum(self.ns, result.key, result.value)))
-      if len(self._pending) >= _FLUSH_EVERY:
+      if (len(self._pending) >= _FLUSH_EVERY
+          or time.monotonic() - self._flushed > _FLUSH_SECONDS):
         self.flush()
 
   def flush(self) -> None:
     """Writes the pending entries in one transaction."""
+    self._flushed = time.monotonic()
     if not self._pending or self._conn is None:
       return
     try:
