@@ -282,6 +282,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       written += 1
       self._class_counts[outcome.record.split][outcome.record.label] += 1
       yield outcome.record.key, self._serialized(self._encode(outcome), outcome)
+    if cache is not None:
+      cache.flush()  # A build killed later keeps this split's checks.
     if not written:
       # TFDS would fail with a bare "No examples were yielded".
       raise records.InputError(

@@ -33,6 +33,7 @@ miss, with a warning. A fault of the cache never fails a build.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -181,6 +182,27 @@ def decode(value: bytes, data: bytes, options: images_lib.ImageOptions
       display_height=obj["display_height"], notes=tuple(notes))
 
 
+def verify(path: str) -> list[str]:
+  """Problems of the cache file `path` (SQLite's, and rows whose checksum
+  fails); empty when every row is intact."""
+  try:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+      problems = [r for (r,) in conn.execute("PRAGMA integrity_check")
+                  if r != "ok"]
+      namespaces = dict(conn.execute("SELECT id, ns FROM namespaces"))
+      for ns_id, key, value, checksum in conn.execute("SELECT * FROM checks"):
+        if ns_id not in namespaces:
+          problems.append(f"row {key.hex()}: unknown namespace {ns_id}")
+        elif checksum != _sum(namespaces[ns_id], key, value):
+          problems.append(f"row {key.hex()}: checksum fails")
+    finally:
+      conn.close()
+  except sqlite3.Error as e:
+    problems = [f"{path}: {e}"]
+  return problems
+
+
 # --- Reading (workers) --------------------------------------------------------
 
 
@@ -204,6 +226,32 @@ class Lookup:
           isolation_level=None, check_same_thread=False)
     return self._conn
 
+  def _turn_off(self, e: sqlite3.Error) -> str:
+    self._off = True
+    return (f"check cache {self.spec.path}: unreadable ({e}); the rest of this"
+            " build checks every image")
+
+  @contextlib.contextmanager
+  def batch(self):
+    """One read transaction around a chunk's lookups (~12 us a lookup
+    instead of ~18 us, each in its own)."""
+    conn = None
+    if not self._off:
+      try:
+        conn = self._connection()
+        conn.execute("BEGIN")
+      except sqlite3.Error as e:
+        self._untold = self._turn_off(e)
+        conn = None
+    try:
+      yield
+    finally:
+      if conn is not None and conn.in_transaction:
+        try:
+          conn.execute("COMMIT")  # Ends the read; nothing was written.
+        except sqlite3.Error as e:
+          self._untold = self._turn_off(e)
+
   def get(self, key: bytes) -> tuple[bytes | None, str]:
     """(value or None, fault)."""
     fault, self._untold = self._untold, ""
@@ -214,9 +262,7 @@ class Lookup:
           "SELECT value, sum FROM checks WHERE ns = ? AND digest = ?",
           (self.spec.ns_id, key)).fetchone()
     except sqlite3.Error as e:
-      self._off = True
-      return None, (f"check cache {self.spec.path}: unreadable ({e}); the rest"
-                    " of this build checks every image")
+      return None, self._turn_off(e)
     if row is None:
       return None, fault
     value, checksum = row

@@ -15,6 +15,7 @@ without running the package `__init__` (which imports TFDS), so it starts in
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -306,7 +307,8 @@ def worker_main() -> None:
     except EOFError:
       return
     try:
-      result = ("ok", [_pack(process(r, options, lookup)) for r in chunk])
+      with lookup.batch() if lookup else contextlib.nullcontext():
+        result = ("ok", [_pack(process(r, options, lookup)) for r in chunk])
     except Exception as e:  # pylint: disable=broad-except
       import traceback  # pylint: disable=g-import-not-at-top
       result = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")

@@ -361,3 +361,89 @@ def test_v2_with_cache_equals_a_clean_v2(tmp_path, num_workers):
   card = (pathlib.Path(v2.data_path) / "dataset_card.md").read_text()
   assert "check cache" not in card and "reused" not in card
 
+
+
+def verify_all(directory) -> None:
+  assert check_cache.verify(str(directory / check_cache.FILE_NAME)) == []
+  cache = open_cache(directory)
+  assert cache.spec is not None and cache.warnings == [], cache.warnings
+  cache.close()
+
+
+def _cli(manual_dir, data_dir, config: dict) -> list[str]:
+  return helpers.tfds_cli() + [
+      "build", "my_images", "--imports", "image_folder_tfds",
+      "--manual_dir", str(manual_dir), "--data_dir", str(data_dir),
+      "--config", json.dumps(config)]
+
+
+def _kill_at(cmd, log_path, marker: str, delay: float) -> None:
+  """Runs `cmd`, and `kill -9`s its whole group `delay` s after `marker`
+  appears in its log."""
+  import signal
+  import time
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  deadline = time.monotonic() + 300
+  try:
+    while marker not in pathlib.Path(log_path).read_text(errors="replace"):
+      assert proc.poll() is None, (
+          f"build ended before {marker!r}:\n"
+          + pathlib.Path(log_path).read_text()[-3000:])
+      assert time.monotonic() < deadline, f"no {marker!r} within 300 s"
+      time.sleep(0.01)
+    time.sleep(delay)
+  finally:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+  assert proc.returncode == -signal.SIGKILL, pathlib.Path(log_path).read_text()[-3000:]
+
+
+@pytest.mark.slow
+def test_kill_9_during_cached_builds_never_spoils_the_cache(tmp_path):
+  data = tmp_path / "data"
+  for i in range(400):
+    helpers.write_image(data / f"c{i % 4}" / f"img_{i:04d}.jpg", seed=i,
+                        width=48, height=32)
+  out = tmp_path / "out"
+  cache_dir = out / "my_images" / "default" / check_cache.DIR_NAME
+  v1 = helpers.run(_cli(data, out, {}))
+  assert v1.returncode == 0, v1.stderr[-3000:]
+  for i in range(400, 700):  # v2: 75% more, so v2 has much to add.
+    helpers.write_image(data / f"c{i % 4}" / f"img_{i:04d}.jpg", seed=i,
+                        width=48, height=32)
+  v2 = {"version": "1.1.0", "release_notes": NOTES}
+  counts = []
+  # Killed while checking train (test's checks were added when it ended),
+  # and while TFDS writes train (its checks just added).
+  for marker, delay in (("Generating train examples", 0.0),
+                        ("Generating train examples", 0.4),
+                        ("my_images-train.tfrecord", 0.0)):
+    _kill_at(_cli(data, out, v2), tmp_path / "log.txt", marker, delay)
+    assert not (out / "my_images/default/1.1.0/dataset_info.json").exists()
+    verify_all(cache_dir)
+    with sqlite3.connect(cache_dir / check_cache.FILE_NAME) as conn:
+      counts.append(conn.execute("SELECT count(*) FROM checks").fetchone()[0])
+  assert counts[0] >= 400 and counts[-1] > 400, counts  # Kept what it checked.
+  final = helpers.run(_cli(data, out, v2))
+  assert final.returncode == 0, final.stderr[-3000:]
+  verify_all(cache_dir)
+  clean = helpers.run(_cli(data, tmp_path / "clean",
+                           dict(v2, check_cache=False)))
+  assert clean.returncode == 0, clean.stderr[-3000:]
+  version = pathlib.Path("my_images/default/1.1.0")
+  a, b = out / version, tmp_path / "clean" / version
+  names = sorted(p.name for p in a.iterdir())
+  assert names == sorted(p.name for p in b.iterdir())
+  for name in names:
+    if name == "build_report.json":
+      ra, rb = (json.loads((d / name).read_text()) for d in (a, b))
+      stats = ra.pop("check_cache")
+      assert rb.pop("check_cache") is None and ra == rb
+      assert stats["reused"] >= counts[-1] and stats["warnings"] == []
+      assert stats["reused"] + stats["checked"] == 700
+    else:
+      assert (a / name).read_bytes() == (b / name).read_bytes(), name
+  assert "check cache:" in final.stderr and "images reused" in final.stderr
