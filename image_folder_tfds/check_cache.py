@@ -400,8 +400,9 @@ class Cache:
       self._conn = None
 
   def stats(self) -> dict:
-    """For the build report (build-specific, see README)."""
-    return {"dir": self.directory, "used": self.spec is not None,
+    """For the build report (build-specific, see README). Not the folder:
+    two builds that found the same in their caches report the same."""
+    return {"used": self.spec is not None,
             "reused": self.reused, "checked": self.checked,
             "added": self.added, "warnings": list(self.warnings)}
 

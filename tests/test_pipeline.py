@@ -169,9 +169,9 @@ def test_a_build_starts_its_workers_once(tmp_path, monkeypatch):
   started = []
   original = pipeline._Worker.__init__  # pylint: disable=protected-access
 
-  def counting_init(self, options):
+  def counting_init(self, options, *args):
     started.append(options)
-    original(self, options)
+    original(self, options, *args)
   monkeypatch.setattr(pipeline._Worker, "__init__", counting_init)  # pylint: disable=protected-access
   written = helpers.make_class_folders(tmp_path / "in", ("a", "b"), 15)
   config = MyImagesConfig(name="pool", num_workers=2)
