@@ -35,6 +35,9 @@ import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-posi
 import run as run_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 CONTENDERS = ("clean", "cold", "cached")
+NOTES = {"1.0.0": "v1.", "1.1.0": "v2: more images."}
+V1 = {"version": "1.0.0", "release_notes": NOTES}
+V2 = {"version": "1.1.0", "release_notes": NOTES}
 _COMPARED = ("manifest.json", "dataset_info.json", "features.json",
              "metadata.json", "dataset_card.md")
 
@@ -55,8 +58,8 @@ def _build(manual_dir: str, data_dir: str, config: dict) -> dict:
       "--config", json.dumps(config)])
 
 
-def _version_dir(data_dir: str) -> str:
-  return os.path.join(data_dir, "my_images", "default", "1.0.0")
+def _version_dir(data_dir: str, version: str = V2["version"]) -> str:
+  return os.path.join(data_dir, "my_images", "default", version)
 
 
 def _cache_dir(data_dir: str) -> str:
@@ -111,7 +114,7 @@ def main(argv=None) -> dict:
   v1_out = os.path.join(work, "v1_out")
   run_lib._clear(v1_out)  # pylint: disable=protected-access
   print(f"v1: {n1} images (untimed, fills the cache)", flush=True)
-  v1 = _build(v1_data, v1_out, {})
+  v1 = _build(v1_data, v1_out, V1)
   v1_cache = os.path.join(work, "v1_cache")
   run_lib._clear(v1_cache)  # pylint: disable=protected-access
   shutil.copytree(_cache_dir(v1_out), v1_cache)
@@ -123,7 +126,7 @@ def main(argv=None) -> dict:
       "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                   "python": platform.python_version()},
       "v1_images": n1, "v2_images": n2, "v1_wall": v1["wall"],
-      "v1_dataset_bytes": _du(_version_dir(v1_out)),
+      "v1_dataset_bytes": _du(_version_dir(v1_out, V1["version"])),
       "v1_cache_bytes": _du(v1_cache),
   }
   runs: dict[str, list[dict]] = {name: [] for name in CONTENDERS}
@@ -133,9 +136,9 @@ def main(argv=None) -> dict:
     for name in order:
       out = outs[name] = os.path.join(work, f"v2_{name}")
       run_lib._clear(out)  # pylint: disable=protected-access
-      config = {}
+      config = dict(V2)
       if name == "clean":
-        config = {"check_cache": False}
+        config["check_cache"] = False
       elif name == "cached":
         shutil.copytree(v1_cache, _cache_dir(out))
       m = _build(d["folders"], out, config)

@@ -409,7 +409,8 @@ def test_kill_9_during_cached_builds_never_spoils_the_cache(tmp_path):
                         width=48, height=32)
   out = tmp_path / "out"
   cache_dir = out / "my_images" / "default" / check_cache.DIR_NAME
-  v1 = helpers.run(_cli(data, out, {}))
+  v1 = helpers.run(_cli(data, out, {"version": "1.0.0",
+                                    "release_notes": NOTES}))
   assert v1.returncode == 0, v1.stderr[-3000:]
   for i in range(400, 700):  # v2: 75% more, so v2 has much to add.
     helpers.write_image(data / f"c{i % 4}" / f"img_{i:04d}.jpg", seed=i,
