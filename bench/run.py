@@ -52,19 +52,21 @@ _ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
             PYTHONPATH=os.pathsep.join(
                 p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
 BEAM_OPTIONS = "direct_running_mode=multi_processing,direct_num_workers=2"
+BASELINE = [""]  # --baseline: a folder holding an older image_folder_tfds.
 
 def measure(cmd: list[str], cwd: str | None = None,
-            allow_failure: bool = False) -> dict:
+            allow_failure: bool = False, env: dict | None = None) -> dict:
   """Wall time and peak RSS (tree sum, sampled; and largest process)."""
   wrapper = [PY, "-c", (
       "import resource, subprocess, sys, json;"
       "rc = subprocess.call(sys.argv[1:]);"
       "ru = resource.getrusage(resource.RUSAGE_CHILDREN);"
       "print(json.dumps({'rc': rc, 'max1': ru.ru_maxrss * 1024,"
-      " 'cpu': ru.ru_utime + ru.ru_stime}),"
+      " 'cpu': ru.ru_utime + ru.ru_stime, 'written': ru.ru_oublock * 512}),"
       " file=sys.stderr)")] + cmd
   t0 = time.perf_counter()
-  proc = subprocess.Popen(wrapper, cwd=cwd, env=_ENV, stdout=subprocess.PIPE,
+  proc = subprocess.Popen(wrapper, cwd=cwd, env=env or _ENV,
+                          stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
   ps = psutil.Process(proc.pid)
   peak = 0
@@ -89,7 +91,9 @@ def measure(cmd: list[str], cwd: str | None = None,
   info = json.loads(last)
   if info.get("rc") != 0 and not allow_failure:
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{out[-3000:]}\n{err[-5000:]}")
+  # Bytes the tree wrote to files (Linux counts them as pages are dirtied).
   return {"wall": wall, "peak_rss": peak, "max1": info["max1"],
+          "disk_written": info.get("written", 0),
           "cpu": info["cpu"], "rc": info["rc"],
           "load": os.getloadavg()[0], "stdout": out, "stderr": err}
 
@@ -109,6 +113,11 @@ def _contenders(d: dict, out_root: str, names: list[str]) -> dict:
     out["my_images"] = ([TFDS, "build", "my_images", "--imports",
                          "image_folder_tfds", "--manual_dir", d["folders"],
                          "--data_dir", dest], dest)
+  if "my_images_base" in names:  # The same build with --baseline's code.
+    dest = os.path.join(out_root, "my_images_base")
+    out["my_images_base"] = ([TFDS, "build", "my_images", "--imports",
+                              "image_folder_tfds", "--manual_dir",
+                              d["folders"], "--data_dir", dest], dest)
   if "array_record" in names:
     dest = os.path.join(out_root, "array_record")
     out["array_record"] = ([TFDS, "build", "my_images", "--imports",
@@ -159,12 +168,18 @@ def bench_builds(d: dict, names: list[str], repeats: int, work: str) -> dict:
       cmd, dest = contenders[name]
       _clear(dest)
       # A Beam build that fails (its checks found lost examples) is a result.
-      m = measure(cmd, allow_failure=name == "beam")
+      # The baseline's code from its own folder, run outside this checkout
+      # (a worker started in REPO would find this package first).
+      base = name == "my_images_base"
+      m = measure(cmd, allow_failure=name == "beam",
+                  cwd="/" if base else None,
+                  env=dict(_ENV, PYTHONPATH=BASELINE[0]) if base else None)
       if m["rc"]:
         errors = [l for l in m["stderr"].splitlines() if "Error:" in l]
         m["failed"] = errors[-1] if errors else f"exit code {m['rc']}"
         print(f"  {name} FAILED: {m['failed']}", flush=True)
-      elif name in ("my_images", "beam", "array_record", "coco", "seed001"):
+      elif name in ("my_images", "my_images_base", "beam", "array_record",
+                    "coco", "seed001"):
         m["written"] = _written(m["stderr"])
         if m["written"] != d["images"]:
           raise RuntimeError(
@@ -188,6 +203,7 @@ def bench_builds(d: dict, names: list[str], repeats: int, work: str) -> dict:
         "max1": max(m["max1"] for m in ms),
         "load": [round(m["load"], 1) for m in ms],
         "cpu": statistics.median(m["cpu"] for m in ms),
+        "disk_written": statistics.median(m["disk_written"] for m in ms),
         "failed": [m["failed"] for m in ms if "failed" in m],
     }
   if "plain" in summary:
@@ -324,7 +340,11 @@ def main(argv=None) -> dict:
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--contenders", default="copy,plain,my_images",
                  help="any of copy,plain,my_images,array_record,coco,seed001,"
-                 "beam")
+                 "beam, my_images_base (needs --baseline)")
+  p.add_argument("--baseline", default="",
+                 help="folder holding another image_folder_tfds (e.g. `git"
+                 " archive OLD image_folder_tfds | tar -x -C DIR`), built as"
+                 " my_images_base in the same run")
   p.add_argument("--beam-sizes", default="",
                  help="sizes at which to time a Beam DirectRunner build once")
   p.add_argument("--scan-files", type=int, default=1_000_000,
@@ -338,6 +358,9 @@ def main(argv=None) -> dict:
   p.add_argument("--results", default="results.json",
                  help="file name of the JSON results in --work")
   args = p.parse_args(argv)
+  BASELINE[0] = os.path.abspath(args.baseline) if args.baseline else ""
+  if "my_images_base" in args.contenders and not args.baseline:
+    p.error("my_images_base needs --baseline DIR")
   os.makedirs(args.work, exist_ok=True)
   names = [n for n in args.contenders.split(",") if n]
   results = {
