@@ -165,7 +165,7 @@ def test_lock_names_the_live_holder(tmp_path):
 
 def test_only_orphans_of_dead_builds_are_removed(tmp_path):
   config_dir = tmp_path / "my_images" / "default"
-  dead = config_dir / "incomplete.AB12CD_2.0.0"
+  dead = config_dir / "incomplete.AB12CD_1.0.0"
   dead_other_version = config_dir / "incomplete.ZZ99ZZ_0.9.0"
   live = config_dir / "incomplete.QW34ER_2.0.0"
   for d in (dead, dead_other_version, live):
@@ -175,8 +175,8 @@ def test_only_orphans_of_dead_builds_are_removed(tmp_path):
   unrelated.mkdir()
   logged = []
   with lock_held_by_other_process(config_dir / "2.0.0"):
-    with safety.build_lock(config_dir / "2.0.0"):
-      removed = safety.remove_orphans(config_dir / "2.0.0", log=logged.append)
+    with safety.build_lock(config_dir / "1.0.0"):
+      removed = safety.remove_orphans(config_dir / "1.0.0", log=logged.append)
   assert sorted(removed) == sorted([str(dead), str(dead_other_version)])
   assert live.is_dir() and unrelated.is_dir()
   assert not dead.exists() and not dead_other_version.exists()
