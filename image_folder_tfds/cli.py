@@ -180,7 +180,8 @@ def _inspect(args) -> int:
   if args.workers is not None:
     config = dataclasses.replace(config, num_workers=args.workers)
   result = inspection.inspect_folder(
-      args.data_dir, config, progress=not args.quiet)
+      args.data_dir, config, progress=not args.quiet,
+      output_check=_output_check(config))
   print(result.summary())
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
@@ -188,6 +189,14 @@ def _inspect(args) -> int:
   if result.empty_splits:
     return EXIT_INPUT  # Every build fails, strict or not.
   return EXIT_OK if result.clean else EXIT_PROBLEMS
+
+
+def _output_check(config):
+  """What `config`'s output format cannot store, as a build would report it."""
+  if config.output_format != "model_garden":
+    return None
+  from image_folder_tfds import model_garden  # pylint: disable=g-import-not-at-top
+  return model_garden.scan_problems
 
 
 # --- show --------------------------------------------------------------------

@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from image_folder_tfds import features
 from image_folder_tfds import splits as splits_lib
+from image_folder_tfds import versions
 from image_folder_tfds.readers import common
 
 LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv")
@@ -129,11 +130,10 @@ class MyImagesConfig(tfds.core.BuilderConfig):
     if self.max_image_pixels < 1:
       raise ValueError("MyImagesConfig.max_image_pixels must be positive")
     if self.version is not None or self.release_notes:
-      from image_folder_tfds import release  # pylint: disable=g-import-not-at-top
       if self.version is not None:
-        release.check_version(str(self.version), "MyImagesConfig.version")
-      release.check_release_notes(self.release_notes or {},
-                                  "MyImagesConfig.release_notes")
+        versions.check_version(str(self.version), "MyImagesConfig.version")
+      versions.check_release_notes(self.release_notes or {},
+                                   "MyImagesConfig.release_notes")
     if self.source_url is not None:
       from image_folder_tfds import remote  # pylint: disable=g-import-not-at-top
       remote.check_url(self.source_url)

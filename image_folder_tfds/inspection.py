@@ -13,11 +13,12 @@ import contextlib
 import dataclasses
 import os
 import time
+from collections.abc import Callable, Iterable
 
 from image_folder_tfds import images
-from image_folder_tfds import model_garden
 from image_folder_tfds import pipeline
 from image_folder_tfds import readers
+from image_folder_tfds import records
 from image_folder_tfds import report as report_lib
 from image_folder_tfds.config import MyImagesConfig
 
@@ -89,12 +90,22 @@ class Inspection:
     return out
 
 
-def inspect_folder(root: str | os.PathLike, config: MyImagesConfig | None = None,
-                   progress: bool = False) -> Inspection:
+def inspect_folder(
+    root: str | os.PathLike,
+    config: MyImagesConfig | None = None,
+    progress: bool = False,
+    output_check: Callable[[readers.ScanResult, str], Iterable[records.Problem]]
+    | None = None,
+) -> Inspection:
   """Checks `root` as `tfds build` with `config` would. Raises `InputError`.
 
   Raises what the build raises before reading any image (no images at all,
   duplicate example keys, a bad labels or annotation file).
+
+  Inspection reads and checks the input only; it knows no output format.
+  What an output format cannot store (`model_garden.dropped_fields`) is
+  the caller's to add (`cli.py` does): `output_check(scan, root)` gives
+  those problems, reported where the build reports them, after the scan's.
   """
   config = config or MyImagesConfig()
   start = time.perf_counter()
@@ -107,8 +118,8 @@ def inspect_folder(root: str | os.PathLike, config: MyImagesConfig | None = None
       root=root, layout=scan.layout, class_names=scan.class_names,
       options=config.options())
   report.add_scan(scan)
-  if config.output_format == "model_garden":
-    for p in model_garden.dropped_fields(scan.records, scan.class_names, root):
+  if output_check is not None:
+    for p in output_check(scan, root):
       report.add(p)
   options = images.ImageOptions(
       max_side=config.max_side,

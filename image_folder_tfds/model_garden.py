@@ -88,6 +88,11 @@ def _key_order(split_key: tuple[str, str]) -> tuple[str, str]:
   return key, split
 
 
+def scan_problems(scan, root: str) -> list[records.Problem]:
+  """`dropped_fields` of a reader scan (`inspection.inspect_folder`'s check)."""
+  return dropped_fields(scan.records, scan.class_names, root)
+
+
 def dropped_fields(
     recs: Sequence[records.ImageRecord], class_names: Sequence[str], root: str
 ) -> list[records.Problem]:

@@ -28,13 +28,15 @@ from tensorflow_datasets.core import writer as writer_lib
 from tensorflow_datasets.core.utils import file_utils
 from tensorflow_datasets.proto import tf_example_pb2
 
+from image_folder_tfds.config import MyImagesConfig
+# Defined in `versions` (config checks its options with them), used here too.
+from image_folder_tfds.versions import ReleaseError
+from image_folder_tfds.versions import check_release_notes
+from image_folder_tfds.versions import check_version
+
 RELEASE_FILE = "my_images.json"  # In the data folder (--manual_dir).
 MANIFEST_FILE = "manifest.json"  # In the dataset folder, next to the shards.
 MANIFEST_FORMAT = 1
-
-
-class ReleaseError(ValueError):
-  """A release file, version or release note is inconsistent."""
 
 
 # ---------------------------------------------------------------------------
@@ -113,23 +115,6 @@ def read_release_file(manual_dir: epath.PathLike | None) -> ReleaseFile | None:
   return ReleaseFile(str(path), version, dict(notes), data)
 
 
-def check_version(version, where: str) -> None:
-  if not isinstance(version, str) or not tfds.core.Version.is_valid(version):
-    raise ReleaseError(
-        f"{where}={version!r}: expected a version 'MAJOR.MINOR.PATCH', for"
-        " example '1.1.0'")
-
-
-def check_release_notes(notes, where: str) -> None:
-  if not isinstance(notes, dict):
-    raise ReleaseError(
-        f"{where}: expected an object {{version: note}}, got {notes!r}")
-  for version, note in notes.items():
-    check_version(version, f"{where} key")
-    if not isinstance(note, str):
-      raise ReleaseError(f"{where}[{version!r}]={note!r}: expected text")
-
-
 def check_release_file(release: ReleaseFile | None, version: str) -> None:
   """Fails when the data folder says it is another version than the build."""
   if release is None or release.version is None:
@@ -145,7 +130,6 @@ def check_release_file(release: ReleaseFile | None, version: str) -> None:
 
 def config_from_file(manual_dir: epath.PathLike, **overrides):
   """A `MyImagesConfig` from `DIR/my_images.json` (Python use)."""
-  from image_folder_tfds.config import MyImagesConfig  # Avoids an import cycle.
   release = read_release_file(manual_dir)
   if release is None:
     raise ReleaseError(f"{epath.Path(manual_dir) / RELEASE_FILE}: not found")

@@ -26,8 +26,10 @@ from google.protobuf import message_factory
 from google.protobuf import text_format
 
 import helpers
+from image_folder_tfds import cli
 from image_folder_tfds import features
 from image_folder_tfds import inspection
+from image_folder_tfds import model_garden
 from image_folder_tfds.config import MyImagesConfig
 
 MODEL_GARDEN_DETECTION_SPEC = {
@@ -368,18 +370,31 @@ def test_area_defaults_to_the_box_in_pixels(tmp_path):
   assert dense(p, "image/object/class/label").tolist() == [1]
 
 
-def test_fields_without_a_key_are_reported_not_dropped_silently(coco_mg):
+def test_fields_without_a_key_are_reported_not_dropped_silently(coco_mg,
+                                                                tmp_path):
   root, _, builder = coco_mg
   report = helpers.report(builder)
   (warning,) = [p for p in report["problems"]
                 if "not written" in p["reason"]]
   assert warning["kind"] == "warning"
   assert "object id (4x)" in warning["reason"]
-  # inspect with the same options reports the same.
+  # inspect with the same options reports the same, through the check the
+  # command line gives it (inspection itself knows no output format).
+  config = MyImagesConfig(name="mg", output_format="model_garden")
   result = inspection.inspect_folder(
-      root, MyImagesConfig(name="mg", output_format="model_garden"))
+      root, config, output_check=model_garden.scan_problems)
   assert [p.reason for p in result.report.problems] == [
       p["reason"] for p in report["problems"]]
+  out = tmp_path / "inspect.json"
+  assert cli.main(["inspect", str(root), "--quiet", "--json", str(out),
+                   "--config", json.dumps({"name": "mg",
+                                           "output_format": "model_garden"})]
+                  ) == (cli.EXIT_OK if result.clean else cli.EXIT_PROBLEMS)
+  assert [p["reason"] for p in json.loads(out.read_text())["problems"]] == [
+      p["reason"] for p in report["problems"]]
+  # Without the output format's check: only what the input itself has.
+  plain = inspection.inspect_folder(root, config)
+  assert "not written" not in str([p.reason for p in plain.report.problems])
 
 
 def test_object_without_a_class_is_rejected_not_written(tmp_path):
@@ -409,7 +424,8 @@ def test_object_without_a_class_is_rejected_not_written(tmp_path):
     labels[p["image/filename"].numpy().decode()] = list(
         dense(p, "image/object/class/label"))
   assert labels == {"a.jpg": [2], "b.jpg": []}  # dog = index 1, id 2.
-  result = inspection.inspect_folder(root, config)
+  result = inspection.inspect_folder(root, config,
+                                     output_check=model_garden.scan_problems)
   assert [p.item for p in result.strict_failures] == ["b.jpg: object #0"]
   strict = dataclasses.replace(config, name="mgstrict", strict=True)
   with pytest.raises(Exception, match="object has no class"):
