@@ -140,9 +140,9 @@ def _label_map(args) -> int:
         " classes", EXIT_USAGE)
   out = args.out or find_dataset_dir(args.dataset)
   metadata = builder.info.metadata or {}
-  pbtxt, labels = label_map.write(out, names, offset,
-                                  metadata.get("keypoint_names"))
-  print(f"wrote {pbtxt} ({len(names)} classes, ids {offset}..."
+  pbtxt, label_csv, labels = label_map.write(
+      out, names, offset, metadata.get("keypoint_names"))
+  print(f"wrote {pbtxt} and {label_csv} ({len(names)} classes, ids {offset}..."
         f"{len(names) - 1 + offset}) and {labels}")
   return EXIT_OK
 
@@ -376,8 +376,9 @@ COMMANDS: list[Command] = [
             " keypoints) into one PNG grid", _show_args, _show),
     Command("stats", "bar chart PNG of examples (or objects) per class and"
             " split", _stats_args, _stats),
-    Command("label-map", "write label_map.pbtxt (OD API, ids from 1) and"
-            " labels.txt for a built dataset", _label_map_args, _label_map),
+    Command("label-map", "write label_map.pbtxt (OD API, ids from 1),"
+            " label_map.csv (Model Garden) and labels.txt for a built"
+            " dataset", _label_map_args, _label_map),
     Command("verify", "check a built dataset's shards against its"
             " manifest.json (sha256, size, record count); names each shard"
             " that differs", _verify_args, _verify),

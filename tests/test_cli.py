@@ -65,6 +65,9 @@ def test_label_map_of_a_built_dataset(folders_dataset, tmp_path, capsys):
     assert f'item {{\n  id: {i + 1}\n  name: "{name}"\n' in pbtxt
   assert "id: 0\n" not in pbtxt
   assert (builder.data_path / "labels.txt").read_text() == "ant\ncat dog\nzebra\n"
+  # Model Garden's TfExampleDecoderLabelMap reads `id,name` rows.
+  assert (builder.data_path / "label_map.csv").read_text() == (
+      "1,ant\n2,cat dog\n3,zebra\n")
   assert "ids 1...3" in capsys.readouterr().out
 
   other = tmp_path / "lm"
@@ -73,6 +76,7 @@ def test_label_map_of_a_built_dataset(folders_dataset, tmp_path, capsys):
                    "--out", str(other)]) == cli.EXIT_OK
   text = (other / "label_map.pbtxt").read_text()
   assert 'id: 0\n  name: "ant"' in text and 'id: 2\n  name: "zebra"' in text
+  assert (other / "label_map.csv").read_text() == "0,ant\n1,cat dog\n2,zebra\n"
   assert cli.main(["label-map", str(builder.data_path), "--offset", "-1",
                    "--out", str(other)]) == cli.EXIT_USAGE
 

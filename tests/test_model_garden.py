@@ -12,6 +12,7 @@ and the built shard files are parsed with them directly (no TFDS in between).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import sys
@@ -29,6 +30,7 @@ import helpers
 from image_folder_tfds import cli
 from image_folder_tfds import features
 from image_folder_tfds import inspection
+from image_folder_tfds import label_map
 from image_folder_tfds import model_garden
 from image_folder_tfds.config import MyImagesConfig
 
@@ -328,6 +330,59 @@ def test_label_map_written_with_the_dataset_matches_the_records(coco_mg):
       texts = [t.decode() for t in dense(p, "image/object/class/text")]
       assert [id_of[t] for t in texts] == list(
           dense(p, "image/object/class/label"))
+
+
+def model_garden_csv_label_map(path) -> dict[str, int]:
+  """`TfExampleDecoderLabelMap._process_csv` of Model Garden
+  (official/vision/dataloaders/tf_example_label_map_decoder.py), line for
+  line: `csv.reader`, exactly two cells a row, `int(row[0])`, no header."""
+  name_to_id = {}
+  with tf.io.gfile.GFile(str(path), "r") as f:
+    reader = csv.reader(f, delimiter=",")
+    for row in reader:
+      if len(row) != 2:
+        raise ValueError("Each row of the csv label map file must be in "
+                         "`id,name` format. length = {}".format(len(row)))
+      name_to_id[row[1]] = int(row[0])
+  return name_to_id
+
+
+def test_csv_label_map_decodes_the_records_as_model_garden_does(coco_mg):
+  _, _, builder = coco_mg
+  path = builder.data_path / "label_map.csv"
+  assert str(path).endswith(".csv")  # The decoder refuses any other name.
+  name_to_id = model_garden_csv_label_map(path)
+  assert name_to_id == {"person": 1, "dog": 2}
+  # `_decode_classes`: a StaticHashTable over class/text, default -1. Every
+  # object's text must give back the class id stored in the record.
+  table = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(
+          keys=tf.constant(list(name_to_id.keys()), dtype=tf.string),
+          values=tf.constant(list(name_to_id.values()), dtype=tf.int64)),
+      default_value=-1)
+  spec = dict(MODEL_GARDEN_DETECTION_SPEC)
+  spec["image/object/class/text"] = tf.io.VarLenFeature(tf.string)
+  n = 0
+  for examples in shard_examples(builder).values():
+    for s in examples:
+      p = tf.io.parse_single_example(s, spec)
+      ids = table.lookup(p["image/object/class/text"])
+      assert list(dense({"x": ids}, "x")) == list(
+          dense(p, "image/object/class/label"))
+      n += len(dense(p, "image/object/class/label"))
+  assert n == len(TRAIN_ANNOTATIONS) + len(VAL_ANNOTATIONS)
+
+
+def test_csv_label_map_quotes_names_with_commas(tmp_path):
+  names = ["cat, black", 'say "hi"', "émeu"]
+  text = label_map.to_csv(names)
+  assert text.splitlines()[0] == '1,"cat, black"'
+  path = tmp_path / "label_map.csv"
+  path.write_text(text, encoding="utf-8")
+  assert model_garden_csv_label_map(path) == {
+      "cat, black": 1, 'say "hi"': 2, "émeu": 3}
+  with pytest.raises(ValueError, match="line break"):
+    label_map.to_csv(["a\nb"])
 
 
 def test_class_folders_parse_with_the_classification_spec(tmp_path):
