@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import os
+import shutil
 import sys
 
 import tensorflow_datasets as tfds
@@ -110,6 +112,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     # another version must never pass for this version.
     release_file = release.read_release_file(
         download_config and download_config.manual_dir)
+    release.publish_with_default_config()  # For `tfds build --publish_dir`.
     release.check_release_file(release_file, str(self.version))
     if getattr(self, "_version_from_disk", False) and download_config and (
         download_config.download_mode.overwrite_dataset):
@@ -123,16 +126,44 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     # Release notes that contradict each other fail here, before any work.
     self._release_notes = release.release_history(self, release_file)
     mode = download_config and download_config.download_mode
-    if self.is_prepared() and not (mode and mode.overwrite_dataset):
+    overwrite = bool(mode and mode.overwrite_dataset)
+    if self.is_prepared() and not overwrite:
       # Reused as it is (also from read-only media): nothing to lock.
       super().download_and_prepare(download_config=download_config, **kwargs)
       return
     # One build per version and data_dir at a time; unfinished folders of
     # crashed builds removed; a full or read-only data_dir a clear error.
     with safety.exclusive_build(self.data_path, self.data_dir_root) as waited:
+      if overwrite and safety.is_local(self.data_dir) and safety.is_release(
+          self.data_path):
+        self._overwrite_release(download_config, **kwargs)
+        return
       super().download_and_prepare(download_config=download_config, **kwargs)
     if waited and self.is_prepared():  # The build we waited for made it.
       self.info.read_from_directory(self.data_path)
+
+  @property
+  def data_path(self):
+    # `tfds build --overwrite` deletes this folder before any lock is taken,
+    # and TFDS's download_and_prepare again: a finished release is kept
+    # instead and replaced once its rebuild is complete (_overwrite_release).
+    return safety.guard_release(super().data_path)
+
+  def _overwrite_release(self, download_config, **kwargs) -> None:
+    """Rebuilds the release beside it, then swaps it in (lock held).
+
+    TFDS builds into `.overwrite-<version>` exactly as into a new version
+    folder (its own `incomplete.*` folder, renamed when complete); only then
+    is it swapped with the release, atomically. A kill before leaves the old
+    release as it was (the next build removes the unfinished folder).
+    """
+    staged = safety.staging_dir(self.data_dir)
+    if os.path.isdir(staged):  # A complete one from a build killed at the swap.
+      shutil.rmtree(staged)
+    with tfds.core.utils.temporary_assignment(self, "_data_dir", staged):
+      super().download_and_prepare(download_config=download_config, **kwargs)
+    safety.replace_release(staged, self.data_dir)
+    self.info.update_data_dir(self.data_dir)
 
   def _info(self) -> tfds.core.DatasetInfo:
     config: MyImagesConfig = self.builder_config
@@ -231,20 +262,66 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     if config.strict:
       for p in self._report.problems:
         _check_strict(p)
-    by_split = scan.by_split()
+    by_split = self._splits_to_write(scan.by_split(), self._report.root)
     if getattr(self, "_beam", False):  # `--beam_pipeline_options`: workers report back (beam.py).
-      self._sent = {split: len(recs) for split, recs in by_split.items()}
+      self._sent = {split: len(recs) for split, (recs, _) in by_split.items()}
       encode = functools.partial(_encode_outcome, self._encoder, self._schema)
       return {
           split: beam_lib.split_transform(
               recs, self.data_path / beam_lib.WORK_DIR, self._image_options(),
               encode, config.strict)
-          for split, recs in sorted(by_split.items())
+          for split, (recs, _) in by_split.items()
       }
     return {
-        split: self._generate_examples(recs)
-        for split, recs in sorted(by_split.items())
+        split: self._generate_examples(recs, checked)
+        for split, (recs, checked) in by_split.items()
     }
+
+  def _splits_to_write(self, by_split, root):
+    """{split: (records, outcomes checked)}, leaving out splits with nothing
+    to write.
+
+    TFDS cannot write an empty split ("No examples were yielded") and fails
+    the whole build, so each split's images are checked here, in order, up
+    to the first one that can be written (one image for almost every split).
+    A split where none can is left out, its problems reported (the report
+    says it is left out, naming the files). The outcomes checked here are
+    reused by the generator, not checked twice (Beam re-checks them on its
+    workers, which report them).
+    """
+    config: MyImagesConfig = self.builder_config
+    pool = getattr(self, "_pool", None)
+    cache = getattr(self, "_cache", None)
+    if pool is not None:  # In this process, with the check cache if any.
+      check = lambda rec: next(pool.map([rec], in_process=True))
+    else:
+      options = self._image_options()
+      check = lambda rec: pipeline.process(rec, options)
+    kept = {}
+    for split, recs in sorted(by_split.items()):
+      checked = []
+      for rec in recs:
+        checked.append(check(rec))
+        if checked[-1].image is not None:
+          break
+      if checked and checked[-1].image is not None:
+        kept[split] = (recs, checked)
+        continue
+      for outcome in checked:
+        if cache is not None:
+          cache.record(outcome.cache)
+        for p in outcome.problems:
+          self._report.add(p)
+          if config.strict:
+            _check_strict(p)
+    if not kept:
+      rejected = [p for p in self._report.problems
+                  if p.kind == "rejected" and p.counts_as_input]
+      raise records.InputError(
+          f"{root}: no image could be written: all"
+          f" {sum(self._report.found.values())} input(s) were rejected;"
+          f" first: {rejected[0] if rejected else '-'}")
+    return kept
 
   def _image_options(self) -> images.ImageOptions:
     config: MyImagesConfig = self.builder_config
@@ -254,22 +331,24 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         keep_bytes=config.store_images,
     )
 
-  def _generate_examples(self, recs: list[records.ImageRecord]):
+  def _generate_examples(self, recs: list[records.ImageRecord],
+                         checked: list[pipeline.Outcome]):
+    """The examples of one split; `checked`: its first outcomes, checked
+    already by `_splits_to_write` (at least one of them written)."""
     config: MyImagesConfig = self.builder_config
     options = self._image_options()
     pool = getattr(self, "_pool", None)
     cache = getattr(self, "_cache", None)
+    rest = itertools.islice(recs, len(checked), None)
     if len(recs) < MIN_IMAGES_FOR_WORKERS and not (pool and pool.started):
       # Starting processes costs more than it saves.
-      outcomes = (pool.map(recs, in_process=True) if pool is not None
-                  else pipeline.process_all(recs, options, 0))
+      outcomes = (pool.map(rest, in_process=True) if pool is not None
+                  else pipeline.process_all(rest, options, 0))
     elif pool is not None:
-      outcomes = pool.map(recs)  # Workers kept from split to split.
+      outcomes = pool.map(rest)  # Workers kept from split to split.
     else:
-      outcomes = pipeline.process_all(recs, options, config.num_workers)
-    written = 0
-    rejected = []
-    for outcome in outcomes:
+      outcomes = pipeline.process_all(rest, options, config.num_workers)
+    for outcome in itertools.chain(checked, outcomes):
       if cache is not None:
         cache.record(outcome.cache)
       for p in outcome.problems:
@@ -277,18 +356,11 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         if config.strict:
           _check_strict(p)
       if outcome.image is None:
-        rejected.extend(p for p in outcome.problems if p.kind == "rejected")
         continue
-      written += 1
       self._class_counts[outcome.record.split][outcome.record.label] += 1
       yield outcome.record.key, self._serialized(self._encode(outcome), outcome)
     if cache is not None:
       cache.flush()  # A build killed later keeps this split's checks.
-    if not written:
-      # TFDS would fail with a bare "No examples were yielded".
-      raise records.InputError(
-          f"no images found for split {recs[0].split!r}: all {len(recs)}"
-          f" file(s) were rejected; first: {rejected[0]}")
 
   def _serialized(self, example: dict, outcome: pipeline.Outcome):
     """TFDS's encode + serialize cost ~400 us an example: ours ~40 us.
@@ -346,6 +418,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       return  # A debug build writes a subset on purpose: nothing to reconcile.
     written = {name: info.num_examples for name, info in self.info.splits.items()}
     counts = self._report.reconcile(written)
+    self._report.add_split_warnings(counts, config.min_split_examples)
     self.info.metadata["counts"] = counts
     self.info.metadata["layout"] = self._report.layout
     self.info.metadata["problem_counts"] = self._report.to_dict()["problem_counts"]
@@ -357,7 +430,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     summary = self._report.summary(counts)
     if self._cache is not None:
       summary += "\n" + self._cache.summary()
-    print("\n" + summary, file=sys.stderr)
+    print(f"\ndata folder: {self._report.root}\n" + summary, file=sys.stderr)
     self._write_card(counts)
 
   def _open_check_cache(self) -> check_cache.Cache | None:
@@ -393,12 +466,21 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     self.info._identity.release_notes = notes  # pylint: disable=protected-access
     text = card_lib.render(
         name=self.name, version=str(self.version), description=_DESCRIPTION,
-        source=str(self._source or self._report.root), options=config.options(),
+        source=self._source_text(), options=config.options(),
         class_names=self._report.class_names, counts=counts,
         class_counts=self._class_counts, release_notes=notes,
         report_summary=self._report.summary(counts))
     (self.data_path / card_lib.CARD_FILE).write_text(text)
     self.info.as_proto.description = text
+
+
+  def _source_text(self) -> str:
+    """The source for the card: the URL, or the data folder's name only (an
+    absolute local path would differ from machine to machine)."""
+    if self._source:
+      return str(self._source)  # URL, size and sha256.
+    return (f"`{self._report.root_name}/` (the `--manual_dir` folder; file"
+            " names are relative to it)")
 
 
 def _encode_outcome(encoder, schema, outcome: pipeline.Outcome) -> dict:

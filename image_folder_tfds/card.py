@@ -19,7 +19,7 @@ def render(
     name: str,
     version: str,
     description: str,
-    source: str,
+    source: str,  # Markdown: the URL or the data folder's name, no local path.
     options: Mapping,
     class_names: list[str],
     counts: Mapping[str, Mapping[str, int]],
@@ -36,13 +36,20 @@ def render(
     report_summary: `BuildReport.summary(counts)`.
   """
   lines = [f"# {name} {version}", "", description.strip(), ""]
-  lines += ["## Source", "", f"`{source}`", ""]
+  lines += ["## Source", "", source, ""]
   lines += ["## Splits", "", "| split | examples | inputs found | rejected |",
             "|---|---:|---:|---:|"]
+  left_out = []
   for split, c in counts.items():
+    if c["found"] and not c["written"] and not split.startswith("("):
+      left_out.append(split)  # "(no split)": files without a split.
     lines.append(
         f"| {split} | {c['written']} | {c['found']} | {c['rejected']} |")
   lines.append("")
+  if left_out:
+    lines += ["Left out of the dataset, every input rejected (files named in"
+              " the build report below): "
+              + ", ".join(f"`{s}`" for s in left_out), ""]
 
   splits = sorted(class_counts)
   lines += ["## Classes", "",

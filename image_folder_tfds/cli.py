@@ -186,7 +186,7 @@ def _inspect(args) -> int:
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
       json.dump(result.to_dict(), f, indent=1, ensure_ascii=False)
-  if result.empty_splits:
+  if result.no_build:
     return EXIT_INPUT  # Every build fails, strict or not.
   return EXIT_OK if result.clean else EXIT_PROBLEMS
 

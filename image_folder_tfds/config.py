@@ -22,6 +22,8 @@ DEFAULT_SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 # Pillow's own limit (Image.MAX_IMAGE_PIXELS): above it Pillow warns of a
 # decompression bomb; we refuse the file instead.
 DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
+# A split with fewer examples than this gets a warning in the build report.
+DEFAULT_MIN_SPLIT_EXAMPLES = 10
 
 
 @dataclasses.dataclass(eq=False, kw_only=True)
@@ -55,6 +57,8 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       or one of those to pin it, for example to keep one schema across
       releases. A kind poorer than the data is refused (annotations would be
       lost).
+    min_split_examples: A split with fewer examples gets a "warning" in the
+      build report (a split with none is left out of the dataset).
     output_format: "tfds" (nested features: `image`, `objects/bbox`, ...) or
       "model_garden" (`image/encoded`, `image/object/bbox/xmin`, ... with
       class ids from 1, plus `label_map.pbtxt` next to the dataset).
@@ -77,6 +81,7 @@ class MyImagesConfig(tfds.core.BuilderConfig):
   max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
   strict: bool = False
   num_workers: int | None = None
+  min_split_examples: int = DEFAULT_MIN_SPLIT_EXAMPLES
   output_format: str = "tfds"
   kind: str = "auto"
   check_cache: bool = True
@@ -139,6 +144,11 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       remote.check_url(self.source_url)
     if self.num_workers is not None and self.num_workers < 0:
       raise ValueError("MyImagesConfig.num_workers must be >= 0 or None")
+    if (not isinstance(self.min_split_examples, int)
+        or self.min_split_examples < 0):
+      raise ValueError(
+          f"MyImagesConfig.min_split_examples={self.min_split_examples!r}:"
+          " expected a number of examples >= 0")
     if self.name == "default" and self.options() != _DEFAULT_OPTIONS:
       changed = sorted(
           k for k, v in self.options().items() if _DEFAULT_OPTIONS.get(k) != v
@@ -162,10 +172,11 @@ class MyImagesConfig(tfds.core.BuilderConfig):
 
   def options(self) -> dict[str, Any]:
     """The options that change the built data (for reports and the card)."""
-    # `num_workers` and the check cache change how fast, never what is built.
+    # `num_workers` and the check cache change how fast, never what is built;
+    # `min_split_examples` only what the report warns about.
     skip = {"name", "version", "release_notes", "supported_versions",
             "description", "tags", "num_workers", "check_cache",
-            "check_cache_dir"}
+            "check_cache_dir", "min_split_examples"}
     return {
         f.name: getattr(self, f.name)
         for f in dataclasses.fields(self)

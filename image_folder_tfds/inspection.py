@@ -42,8 +42,13 @@ class Inspection:
 
   @property
   def empty_splits(self) -> list[str]:
-    """Splits with inputs but no image left: every build fails on these."""
-    return [s for s, c in self.counts.items() if c["found"] and not c["written"]]
+    """Splits with inputs but no image left: a build leaves them out."""
+    return report_lib.BuildReport.left_out(self.counts)
+
+  @property
+  def no_build(self) -> bool:
+    """No image at all can be written: every build fails."""
+    return not any(c["written"] for c in self.counts.values())
 
   @property
   def clean(self) -> bool:
@@ -68,11 +73,8 @@ class Inspection:
       if items:
         lines.append(f"{kind} ({by_kind[kind]}):")
         lines.extend(f"  {p}" for p in items)
-    for split in self.empty_splits:
-      lines.append(f"split {split!r}: every image is rejected, so no build"
-                   " can succeed")
-    if self.empty_splits:
-      lines.append("result: no build can succeed")
+    if self.no_build:
+      lines.append("result: no build can succeed (no image can be written)")
     elif self.strict_failures:
       lines.append(
           f"result: {len(self.strict_failures)} problem(s) would fail a"
@@ -141,5 +143,6 @@ def inspect_folder(
     if outcome.image is not None:
       written[outcome.record.split] += 1
   counts = report.reconcile(dict(written))
+  report.add_split_warnings(counts, config.min_split_examples)
   return Inspection(root=root, report=report, counts=counts,
                     seconds=time.perf_counter() - start)

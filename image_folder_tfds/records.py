@@ -83,6 +83,8 @@ class Problem:
   counts_as_input: bool = True  # A rejected image counts towards inputs found.
 
   def __str__(self) -> str:
+    if not self.file:  # About a split or the dataset, not one file.
+      return self.reason
     where = f"{self.file} [{self.item}]" if self.item else self.file
     return f"{where}: {self.reason}"
 

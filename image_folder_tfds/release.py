@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from etils import epath
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import dataset_builder
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.core import writer as writer_lib
 from tensorflow_datasets.core.utils import file_utils
@@ -176,6 +177,37 @@ def release_history(builder, release_file: ReleaseFile | None) -> dict[str, str]
   if str(version) not in notes and str(version) in builder.RELEASE_NOTES:
     notes[str(version)] = builder.RELEASE_NOTES[str(version)]
   return notes
+
+
+def publish_with_default_config() -> None:
+  """Makes TFDS's `--publish_dir` also publish the default config's name.
+
+  `tfds build --publish_dir P` copies the version folder to
+  `P/my_images/<config>/<version>/` (`file_utils.publish_data`) but not
+  `my_images/.config/metadata.json`, the file that names the default config.
+  Without it, `tfds.load("my_images:1.1.0", data_dir=P)` without the package
+  imported looks for `P/my_images/1.1.0` and fails. Installed by a build of
+  `my_images` (so in the `tfds build` process that publishes); it changes
+  nothing for other datasets.
+  """
+  original = file_utils.publish_data
+  if getattr(original, "_my_images_default_config", False):
+    return
+
+  def publish_data(from_data_dir, to_data_dir, overwrite=False):
+    original(from_data_dir, to_data_dir, overwrite=overwrite)
+    src = epath.Path(from_data_dir).parent.parent  # <data_dir>/my_images
+    dst = epath.Path(to_data_dir).parent.parent
+    if src.name != "my_images" or dst.name != "my_images":
+      return
+    name = dataset_builder.load_default_config_name(src)
+    if name:
+      # TFDS's own writer of that file (atomic: written, then renamed).
+      dataset_builder._save_default_config_name(  # pylint: disable=protected-access
+          dst, default_config_name=name)
+
+  publish_data._my_images_default_config = True  # pylint: disable=protected-access
+  file_utils.publish_data = publish_data
 
 
 def prepared_versions(

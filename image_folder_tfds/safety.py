@@ -12,18 +12,26 @@ dataset. What TFDS 4.9.10 does not do (measured here):
   exists`;
 * a full or read-only `data_dir` ends in a traceback from deep inside the
   writer.
+* `tfds build --overwrite` deletes the finished release first (the CLI's
+  `_make_builder`, before any lock, and `download_and_prepare` again), so a
+  killed or failed overwrite leaves no release at all, and a second build
+  started meanwhile deletes the first one's data.
 
 `exclusive_build` fixes these around `download_and_prepare`: it takes an
 exclusive `fcntl.flock` on `<config>/.<version>.lock` (the kernel releases it
 when the holder dies, however it dies, so a held lock always means a live
 build), waits for a running build of the same version instead of racing it,
 removes `incomplete.*` folders whose build is dead, and turns "no space left"
-and "read-only" into one clear error.
+and "read-only" into one clear error. `guard_release` and `replace_release`
+make an overwrite build beside the release (`<config>/.overwrite-<version>/`)
+and swap it in with one atomic `renameat2(RENAME_EXCHANGE)` once it is
+complete, the lock held.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
@@ -38,6 +46,11 @@ from collections.abc import Iterator
 # TFDS's temporary build folder: `incomplete.` + 6 characters + `_<version>`
 # (tensorflow_datasets/core/utils/file_utils.py, `_get_incomplete_dir`).
 _ORPHAN = re.compile(r"^incomplete\.[A-Z0-9]{6}_(?P<version>[^/]+)$")
+# An overwrite is built into `.overwrite-<version>` (TFDS's own build folder
+# for it: `incomplete.XXXXXX_.overwrite-<version>`); the release it replaces
+# is swapped there and removed.
+STAGING_PREFIX = ".overwrite-"
+_STAGED = re.compile(r"^\.overwrite-(?P<version>[^/]+)$")
 _OUTPUT_ERRNOS = {
     errno.ENOSPC: "the disk is full (no space left on device)",
     errno.EDQUOT: "the disk quota is exhausted",
@@ -154,9 +167,17 @@ def remove_orphans(version_dir: str, *, log=None) -> list[str]:
     return []
   by_version: dict[str, list[str]] = {}
   for name in names:
-    m = _ORPHAN.match(name)
+    m = _ORPHAN.match(name) or _STAGED.match(name)
     if m and os.path.isdir(os.path.join(parent, name)):
-      by_version.setdefault(m.group("version"), []).append(name)
+      version = m.group("version").removeprefix(STAGING_PREFIX)
+      if (_STAGED.match(name)
+          and not os.path.isdir(os.path.join(parent, version))):
+        # A complete overwrite whose swap never happened (only possible
+        # without `renameat2`): data, not rubbish.
+        log(f"my_images: {os.path.join(parent, name)} is kept: it may be the"
+            f" only copy of release {version}")
+        continue
+      by_version.setdefault(version, []).append(name)
   removed = []
   for version, folders in sorted(by_version.items()):
     if version == own_version:
@@ -176,6 +197,87 @@ def remove_orphans(version_dir: str, *, log=None) -> list[str]:
     log(f"my_images: removed {len(removed)} unfinished folder(s) of crashed"
         f" builds: {', '.join(removed)}")
   return removed
+
+
+def is_release(path) -> bool:
+  """A finished dataset version folder (TFDS writes `dataset_info.json`
+  last, inside its build folder, before the rename)."""
+  return os.path.isfile(os.path.join(os.fspath(path), "dataset_info.json"))
+
+
+def staging_dir(version_dir) -> str:
+  """Where an overwrite of `version_dir` is built, beside it."""
+  parent, version = os.path.split(os.path.normpath(os.fspath(version_dir)))
+  return os.path.join(parent, STAGING_PREFIX + version)
+
+
+def guard_release(path, log=None):
+  """`path` (an `epath.Path`) whose `rmtree()` keeps a finished release.
+
+  TFDS's `tfds build --overwrite` deletes `builder.data_path` before the
+  build starts (scripts/cli/build.py `_make_builder`, without any lock) and
+  `download_and_prepare` does it again. The builder's `data_path` is this
+  path: such a delete is refused, logged, and the overwrite is done by
+  `replace_release` once the new build is complete. Any other path (the
+  children of `path`, remote paths) is the ordinary one.
+  """
+  if not is_local(path):
+    return path
+  log = log or _log
+
+  class ReleasePath(type(path)):
+    """A release folder that TFDS may not delete before its replacement."""
+
+    def rmtree(self, *args, **kwargs):
+      if os.fspath(self) == os.fspath(path) and is_release(self):
+        log(f"my_images: keeping {self} until its replacement is complete"
+            " (overwrite: the new build is made beside it, then swapped in)")
+        return
+      super().rmtree(*args, **kwargs)
+
+  return ReleasePath(path)
+
+
+def _exchange(a: str, b: str) -> bool:
+  """Atomically swaps two paths (Linux `renameat2(RENAME_EXCHANGE)`).
+
+  False where the system cannot (no such call, or the file system refuses).
+  """
+  try:
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = libc.renameat2
+  except (OSError, AttributeError):
+    return False
+  at_fdcwd, rename_exchange = -100, 2
+  renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                        ctypes.c_char_p, ctypes.c_uint]
+  if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b),
+               rename_exchange) == 0:
+    return True
+  code = ctypes.get_errno()
+  if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+    return False
+  raise OSError(code, f"cannot swap {a} and {b}: {os.strerror(code)}")
+
+
+def replace_release(staged, version_dir, *, log=None) -> None:
+  """Puts the complete build `staged` in place of the release `version_dir`.
+
+  Call with the lock of `version_dir` held. With `renameat2` the release
+  path always holds a whole release, the old or the new one. Without it
+  (not Linux), two renames leave it empty for an instant; a crash there
+  keeps both folders (`remove_orphans` never removes a staged build whose
+  release is missing).
+  """
+  log = log or _log
+  staged, version_dir = os.fspath(staged), os.fspath(version_dir)
+  if not _exchange(staged, version_dir):
+    old = staged + ".replaced"
+    os.rename(version_dir, old)
+    os.rename(staged, version_dir)
+    staged = old
+  shutil.rmtree(staged)  # The old release, now replaced.
+  log(f"my_images: {version_dir} replaced by the new build")
 
 
 def output_error(e: BaseException, where, doing: str) -> OutputError | None:

@@ -8,6 +8,8 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageOps
 
+import helpers
+
 TOL = 1e-6
 
 
@@ -116,7 +118,9 @@ def class_names(builder) -> list[str]:
 
 
 def problems(report: dict, kind: str | None = None) -> list[dict]:
-  return [p for p in report["problems"] if kind is None or p["kind"] == kind]
+  """The report's problems about files (`helpers.file_problems`)."""
+  return [p for p in helpers.file_problems(report)
+          if kind is None or p["kind"] == kind]
 
 
 def find_problem(report: dict, *needles: str, kind: str | None = None) -> dict:

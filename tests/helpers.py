@@ -105,6 +105,13 @@ def report(builder) -> dict:
   return json.loads((builder.data_path / "build_report.json").read_text())
 
 
+def file_problems(report: dict) -> list[dict]:
+  """The problems that name a file: without the warnings about a whole split
+  (too few examples, left out), which tiny test datasets always get; those
+  are tested in test_small_data.py."""
+  return [p for p in report["problems"] if p["file"]]
+
+
 def run(args, **kwargs) -> subprocess.CompletedProcess:
   """Runs a command (for example `tfds build`) in a fresh process."""
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

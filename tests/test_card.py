@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import re
+import shutil
 import sys
+
+import pytest
 
 import helpers
 import image_folder_tfds
@@ -47,7 +51,8 @@ def test_card_counts_match_the_data(tmp_path):
     assert int(total) == sum(1 for ex in examples.values()
                              if names[ex["label"]] == name)
 
-  assert str(data) in card  # Source.
+  assert "`data/` (the `--manual_dir` folder" in card  # Source: its name.
+  assert str(tmp_path) not in card
   options = json.loads(card.split("```json\n", 1)[1].split("```", 1)[0])
   assert options == builder.builder_config.options()
   assert "broken.jpg" in card  # The build report summary names it.
@@ -98,3 +103,52 @@ def test_render_without_class_labels_and_notes():
       report_summary="r")
   assert f"|  | {card_lib.NO_CLASS} | 1 | 1 |" in text
   assert "**2.0.0** (this release): no release notes given" in text
+
+
+def _coco_with_problems(root):
+  """COCO with a missing image (the reason names the places looked in) and
+  an EXIF-rotated one (converted)."""
+  images = [{"id": i, "file_name": f"p{i}.jpg", "width": 40, "height": 30}
+            for i in (1, 2, 3)]
+  anns = [{"id": 10 + i, "image_id": i, "bbox": [1, 1, 10, 10], "area": 100,
+           "iscrowd": 0, "category_id": 1} for i in (1, 2, 3)]
+  helpers.write_coco(root, "train", images, anns,
+                     [{"id": 1, "name": "cat"}], kind="instances")
+  (root / "train2017" / "p3.jpg").unlink()
+
+
+def _folders_with_problems(root):
+  helpers.make_class_folders(root, classes=("cat", "dog"), per_class=4)
+  (root / "dog" / "broken.jpg").write_bytes(b"not an image")
+  (root / "labels.txt").write_text("cat\ndog\n")
+
+
+def _files(version_dir: pathlib.Path) -> dict[str, bytes]:
+  return {p.name: p.read_bytes() for p in sorted(version_dir.iterdir())
+          if p.is_file()}
+
+
+@pytest.mark.parametrize("make", [_folders_with_problems, _coco_with_problems],
+                         ids=["folders", "coco"])
+def test_builds_in_two_folders_give_identical_files(tmp_path, make):
+  """No absolute path in anything written with the dataset: the same data in
+  two folders gives the same files, byte for byte; under another folder name
+  only that name (the card's source and the report's `root`) differs."""
+  a = tmp_path / "a" / "photos"
+  make(a)
+  b = tmp_path / "b" / "elsewhere" / "photos"
+  shutil.copytree(a, b)
+  c = tmp_path / "c" / "renamed"
+  shutil.copytree(a, c)
+  built = [helpers.build(src, src.parent / "out") for src in (a, b, c)]
+  fa, fb, fc = (_files(x.data_path) for x in built)
+  assert {"dataset_card.md", "build_report.json", "dataset_info.json",
+          "features.json", "manifest.json"} <= set(fa)
+  report = json.loads(fa["build_report.json"])
+  assert report["problems"], "the case must report problems with files"
+  assert fa == fb
+  for name, data in fa.items():
+    assert str(tmp_path).encode() not in data, name
+    assert fc[name].replace(b"renamed", b"photos") == data, name
+  assert report["root"] == "photos"
+  assert all(not p["file"].startswith("/") for p in report["problems"])

@@ -78,7 +78,7 @@ def built(tmp_path_factory):
 def test_detected_as_seed001(built):
   builder, _ = built
   assert builder.info.metadata["layout"].startswith("seed001")
-  assert helpers.report(builder)["problems"] == []
+  assert helpers.file_problems(helpers.report(builder)) == []
 
 
 def test_class_names_follow_the_documented_rule(built):
