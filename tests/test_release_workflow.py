@@ -87,7 +87,7 @@ def test_releases_load_by_plain_name_from_data_dir_and_publish_dir(tmp_path):
       assert load(where, names, plugin) == want, (where, plugin)
 
 
-def _slow_data(root, n=500):
+def _slow_data(root, n=1000):
   """Enough images that a build takes a few seconds (the kill lands in it)."""
   for i in range(n):
     helpers.write_image(root / f"class_{i % 3}" / f"img_{i:04d}.jpg", seed=i,
@@ -132,7 +132,7 @@ def test_killed_overwrite_keeps_the_release_then_reruns(tmp_path):
   os.killpg(proc.pid, signal.SIGKILL)
   proc.wait()
   assert _files(release_dir) == before  # Untouched, byte for byte.
-  assert len(load(out, ["my_images:1.0.0"], plugin=False)["my_images:1.0.0"]) == 500
+  assert len(load(out, ["my_images:1.0.0"], plugin=False)["my_images:1.0.0"]) == 1000
   log = (tmp_path / "log").read_text()
   assert "keeping" in log and "until its replacement is complete" in log
 
@@ -141,7 +141,7 @@ def test_killed_overwrite_keeps_the_release_then_reruns(tmp_path):
   assert run.returncode == 0, run.stderr[-3000:]
   assert "removed 1 unfinished folder(s)" in run.stderr
   got = load(out, ["my_images:1.0.0"], plugin=False)["my_images:1.0.0"]
-  assert len(got) == 501 and "class_0/added.jpg" in got
+  assert len(got) == 1001 and "class_0/added.jpg" in got
   assert sorted(p.name for p in config_dir.iterdir()) == [
       ".1.0.0.lock", "1.0.0"]
 
@@ -156,9 +156,10 @@ def test_two_overwrites_at_once_wait_and_never_remove_the_release(tmp_path):
   info = release_dir / "dataset_info.json"
   helpers.write_image(data / "class_0" / "added.jpg", seed=999)
 
-  first = _start(release_command(data, out, overwrite=True), tmp_path / "a")
+  # Started together: both start up (~5 s) at the same pace, and the one
+  # that takes the lock first then builds for longer than that takes.
   config_dir = release_dir.parent
-  _wait_for(lambda: any(config_dir.glob("incomplete.*_.overwrite-1.0.0")), first)
+  first = _start(release_command(data, out, overwrite=True), tmp_path / "a")
   second = _start(release_command(data, out, overwrite=True), tmp_path / "b")
   missing = 0
   while first.poll() is None or second.poll() is None:
@@ -167,9 +168,11 @@ def test_two_overwrites_at_once_wait_and_never_remove_the_release(tmp_path):
   assert first.returncode == 0, (tmp_path / "a").read_text()[-3000:]
   assert second.returncode == 0, (tmp_path / "b").read_text()[-3000:]
   assert missing == 0
-  waited = (tmp_path / "b").read_text()
-  assert "another build of" in waited and "waiting for it to finish" in waited
+  logs = [(tmp_path / x).read_text() for x in "ab"]
+  waited = ["waiting for it to finish" in log for log in logs]
+  assert sorted(waited) == [False, True], "exactly one build waited"
+  assert all("until its replacement is complete" in log for log in logs)
   got = load(out, ["my_images:1.0.0"], plugin=False)["my_images:1.0.0"]
-  assert len(got) == 501
+  assert len(got) == 1001
   assert sorted(p.name for p in config_dir.iterdir()) == [
       ".1.0.0.lock", "1.0.0"]
