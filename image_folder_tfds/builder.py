@@ -473,7 +473,6 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     (self.data_path / card_lib.CARD_FILE).write_text(text)
     self.info.as_proto.description = text
 
-
   def _source_text(self) -> str:
     """The source for the card: the URL, or the data folder's name only (an
     absolute local path would differ from machine to machine)."""
