@@ -16,6 +16,7 @@ import time
 import pytest
 
 import helpers
+from image_folder_tfds import safety
 
 NOTES = {"1.0.0": "First 6 photos.", "1.1.0": "Two more photos."}
 
@@ -156,11 +157,18 @@ def test_two_overwrites_at_once_wait_and_never_remove_the_release(tmp_path):
   info = release_dir / "dataset_info.json"
   helpers.write_image(data / "class_0" / "added.jpg", seed=999)
 
-  # Started together: both start up (~5 s) at the same pace, and the one
-  # that takes the lock first then builds for longer than that takes.
   config_dir = release_dir.parent
-  first = _start(release_command(data, out, overwrite=True), tmp_path / "a")
-  second = _start(release_command(data, out, overwrite=True), tmp_path / "b")
+  before = _files(release_dir)
+  # A build holds the lock (this process, with the builds' own lock): both
+  # overwrites must wait for it, keeping the release as it is.
+  with safety.build_lock(release_dir):
+    first = _start(release_command(data, out, overwrite=True), tmp_path / "a")
+    second = _start(release_command(data, out, overwrite=True), tmp_path / "b")
+    for proc, log in ((first, "a"), (second, "b")):
+      _wait_for(lambda log=log: "waiting for it to finish" in (
+          tmp_path / log).read_text(), proc)
+    assert _files(release_dir) == before
+  # Released: the two race for the lock; the loser waits again.
   missing = 0
   while first.poll() is None or second.poll() is None:
     missing += not info.is_file()  # The release is there at every instant.
@@ -169,9 +177,8 @@ def test_two_overwrites_at_once_wait_and_never_remove_the_release(tmp_path):
   assert second.returncode == 0, (tmp_path / "b").read_text()[-3000:]
   assert missing == 0
   logs = [(tmp_path / x).read_text() for x in "ab"]
-  waited = ["waiting for it to finish" in log for log in logs]
-  assert sorted(waited) == [False, True], "exactly one build waited"
   assert all("until its replacement is complete" in log for log in logs)
+  assert all(log.count("replaced by the new build") == 1 for log in logs)
   got = load(out, ["my_images:1.0.0"], plugin=False)["my_images:1.0.0"]
   assert len(got) == 1001
   assert sorted(p.name for p in config_dir.iterdir()) == [
