@@ -13,7 +13,7 @@ from image_folder_tfds import splits as splits_lib
 from image_folder_tfds import versions
 from image_folder_tfds.readers import common
 
-LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv")
+LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv", "mask_pairs")
 # "tfds": our own nested features; "model_garden": the flat keys Model Garden
 # and the TF Object Detection API parse (README "Model Garden and Object
 # Detection API").
@@ -34,7 +34,7 @@ class MyImagesConfig(tfds.core.BuilderConfig):
     name: Where the build goes (`my_images/<name>/<version>`). Options that
       differ from the defaults need a name of their own.
     layout: "auto" (detected from the manual dir), "folders", "seed001",
-      "coco", "voc" or "csv".
+      "coco", "voc", "csv" or "mask_pairs" (images/ + masks/).
     annotations: An annotation file to read instead of detecting one, relative
       to the manual dir or absolute.
     source_url: URL of a `.tar.gz`/`.tgz`/`.tar`/`.zip` of class folders,

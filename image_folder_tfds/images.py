@@ -48,6 +48,9 @@ class LoadedImage:
   display_width: int  # As displayed (EXIF orientation applied), before resize.
   display_height: int
   notes: tuple[str, ...] = ()  # What was changed, for the build report.
+  # EXIF orientation applied (2..8), None when none was: masks are turned
+  # the same way (masks.to_stored).
+  orientation: int | None = None
 
 
 def read_file(path: str) -> bytes:
@@ -197,6 +200,7 @@ def _load(img: Image.Image, data: bytes, options: ImageOptions) -> LoadedImage:
       display_width=display_width,
       display_height=display_height,
       notes=tuple(notes),
+      orientation=orientation if orientation not in (1, None) else None,
   )
 
 

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from image_folder_tfds import annotations
 from image_folder_tfds import check_cache
 from image_folder_tfds import images as images_lib
+from image_folder_tfds import masks as masks_lib
 from image_folder_tfds import records
 
 CHUNK = 32  # Records per message to a worker.
@@ -49,6 +50,9 @@ class Outcome:
   # shard (`writing.Reread`), checking it against this CRC.
   crc: int | None = None
   cache: check_cache.Result | None = None  # None: no check cache.
+  # One PNG per object (COCO instance masks), () when the image has none.
+  masks: tuple[bytes, ...] = ()
+  segmentation_mask: bytes | None = None  # Folder pairs: the label image.
 
 
 def process(
@@ -105,8 +109,20 @@ def process(
       record, image.display_width, image.display_height
   )
   problems.extend(object_problems)
+  objects, masks, mask_problems = masks_lib.instance_masks(
+      record, image, objects)
+  problems.extend(mask_problems)
+  segmentation_mask = None
+  if record.mask_path:
+    try:
+      segmentation_mask = masks_lib.semantic_mask(record, image)
+    except masks_lib.MaskError as e:
+      problems.append(records.Problem(
+          file=record.path, reason=str(e), split=record.split))
+      return Outcome(record, None, (), tuple(problems), cache=result)
   crc = zlib.crc32(data) if image.data is data else None
-  return Outcome(record, image, objects, tuple(problems), crc, result)
+  return Outcome(record, image, objects, tuple(problems), crc, result,
+                 masks=masks, segmentation_mask=segmentation_mask)
 
 
 def _check(data: bytes, options: images_lib.ImageOptions
@@ -233,25 +249,27 @@ def _pack(outcome: Outcome) -> tuple:
   if image is not None:
     image = (image.data, image.format, image.source_format, image.width,
              image.height, image.display_width, image.display_height,
-             image.notes)
+             image.notes, image.orientation)
   cache = outcome.cache
   if cache is not None:
     cache = (cache.reused, cache.key, cache.value, cache.fault)
-  return image, outcome.objects, outcome.problems, outcome.crc, cache
+  return (image, outcome.objects, outcome.problems, outcome.crc, cache,
+          outcome.masks, outcome.segmentation_mask)
 
 
 def _unpack(record: records.ImageRecord, packed: tuple) -> Outcome:
-  image, objects, problems, crc, cache = packed
+  image, objects, problems, crc, cache, masks, segmentation_mask = packed
   if cache is not None:
     cache = check_cache.Result(*cache)
   if image is not None:
     (data, fmt, source_format, width, height, display_width, display_height,
-     notes) = image
+     notes, orientation) = image
     image = images_lib.LoadedImage(
         data=data, format=fmt, source_format=source_format, width=width,
         height=height, display_width=display_width,
-        display_height=display_height, notes=notes)
-  return Outcome(record, image, objects, problems, crc, cache)
+        display_height=display_height, notes=notes, orientation=orientation)
+  return Outcome(record, image, objects, problems, crc, cache, masks,
+                 segmentation_mask)
 
 
 # Runs in the worker: load this module without the package `__init__`.

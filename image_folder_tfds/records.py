@@ -41,6 +41,9 @@ class ObjectRecord:
   is_crowd: bool = False
   keypoints: tuple[Keypoint, ...] = ()
   keypoint_score_given: bool = False
+  # Offset of the object's COCO segmentation in its record's
+  # `segmentation_file` (masks.SegmentationStore), -1 when it has none.
+  segmentation: int = -1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -62,6 +65,13 @@ class ImageRecord:
   # (width, height) the annotation file says the image has, if it says; a
   # mismatch with the image as displayed is reported (annotations.finalize).
   size: tuple[int, int] | None = None
+  # The file holding the objects' segmentations (masks.SegmentationStore),
+  # "" when no object has one.
+  segmentation_file: str = ""
+  # Folder pairs: the label image of this image, and the number of classes
+  # (its values are class indices below it).
+  mask_path: str = ""
+  mask_classes: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -89,10 +89,11 @@ def test_outcome_crosses_the_pipe_whole():
                             source="/p", label=1)
   image = images.LoadedImage(
       data=b"bytes", format="png", source_format="BMP", width=3, height=4,
-      display_width=5, display_height=6, notes=("converted",))
+      display_width=5, display_height=6, notes=("converted",), orientation=6)
   problem = records.Problem(file="/p", reason="r", kind="converted")
   obj = records.ObjectRecord(box=(0.1, 0.2, 0.3, 0.4), label=1)
-  for outcome in (pipeline.Outcome(rec, image, (obj,), (problem,), 1234),
+  for outcome in (pipeline.Outcome(rec, image, (obj,), (problem,), 1234,
+                                   (b"png",), b"mask"),
                   pipeline.Outcome(rec, None, (), (problem,))):
     packed = pickle.loads(pickle.dumps(pipeline._pack(outcome)))  # pylint: disable=protected-access
     assert pipeline._unpack(rec, packed) == outcome  # pylint: disable=protected-access

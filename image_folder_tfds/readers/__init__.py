@@ -16,6 +16,7 @@ from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
 from image_folder_tfds.readers import folders
+from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
 from image_folder_tfds.readers import voc
@@ -29,6 +30,7 @@ _READERS = {
     "coco": coco.read,
     "voc": voc.read,
     "csv": tf_csv.read,
+    "mask_pairs": mask_pairs.read,
 }
 
 
@@ -39,8 +41,9 @@ def detect_layout(root: str, options: ReadOptions) -> str:
   Otherwise: `Annotations/` is VOC; `instances_*.json` or
   `person_keypoints_*.json` (top level or `annotations/`) is COCO; a CSV with
   the TF Object Detection header is CSV; other JSON / JSON Lines files are
-  seed 001 when its first entry has a `filename`; none of these is class
-  folders. Two formats at once is an error.
+  seed 001 when its first entry has a `filename`; `images/` beside `masks/`
+  (also under every split folder) is segmentation folder pairs; none of these
+  is class folders. Two formats at once is an error.
   """
   if options.annotations:
     path = annotated.annotation_path(root, options.annotations)
@@ -61,6 +64,8 @@ def detect_layout(root: str, options: ReadOptions) -> str:
                 and seed001.looks_like(p)]
   if json_files:
     found.append(("seed001", json_files[0]))
+  if mask_pairs.is_mask_pairs(root):
+    found.append(("mask_pairs", "images/ + masks/"))
   if len(found) > 1:
     raise records.InputError(
         f"{root}: several annotation formats found ("

@@ -11,18 +11,22 @@ The class names are the category names in category-id order (ids need not be
 contiguous); the stored label is the index into that list. With a labels file
 the category names are looked up in it instead. Images without annotations
 are kept with zero objects. The files are streamed with `ijson`: only the
-records built from them are kept in memory.
+records built from them are kept in memory, and the objects' segmentations
+(polygons, RLE) are checked and spilled to a temporary file
+(`masks.SegmentationStore`), each object keeping its offset there.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import re
 
 import ijson
 
+from image_folder_tfds import masks
 from image_folder_tfds import records
 from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import annotated
@@ -142,9 +146,11 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   for path in files:
     groups[_split_of(path)].append(path)
   recs: list[records.ImageRecord] = []
+  store = _LazyStore()
   for file_split, paths in groups.items():
     recs.extend(_read_group(paths, file_split, root, options, categories,
-                            classes, problems))
+                            classes, problems, store))
+  store.finish()
   return common.ScanResult(
       layout="coco: " + ", ".join(os.path.relpath(f, root) for f in files),
       class_names=list(classes.names), records=recs, problems=problems,
@@ -167,8 +173,38 @@ def _skeleton(links, num_keypoints: int, cid) -> list[list[int]]:
   return out
 
 
+class _LazyStore:
+  """A `masks.SegmentationStore`, made at the first segmentation."""
+
+  def __init__(self):
+    self.store: masks.SegmentationStore | None = None
+
+  def add(self, blob: bytes) -> int:
+    if self.store is None:
+      self.store = masks.SegmentationStore()
+    return self.store.add(blob)
+
+  def get(self, offset: int) -> bytes:
+    return self.store.get(offset)
+
+  def finish(self) -> None:
+    if self.store is not None:
+      self.store.finish()
+
+
+def _same(a: records.ObjectRecord, b: records.ObjectRecord, store) -> bool:
+  """Equal objects, segmentations compared by content, not offset."""
+  if (a.segmentation < 0) != (b.segmentation < 0):
+    return False
+  if a.segmentation >= 0 and store.get(a.segmentation) != store.get(
+      b.segmentation):
+    return False
+  return dataclasses.replace(a, segmentation=-1) == dataclasses.replace(
+      b, segmentation=-1)
+
+
 def _read_group(paths, file_split, root, options, categories, classes,
-                problems):
+                problems, store):
   images: dict[str, dict] = {}  # image id -> image fields + "file".
   order: list[str] = []
   for path in paths:
@@ -195,7 +231,8 @@ def _read_group(paths, file_split, root, options, categories, classes,
   objects: dict[str, dict[str, records.ObjectRecord]] = (
       collections.defaultdict(dict))
   unknown_fields: dict[str, set] = collections.defaultdict(set)
-  segmentations = collections.Counter()
+  segmentations = collections.Counter()  # Per file: objects with one.
+  without = collections.Counter()  # Per file: objects without one.
   for path in paths:
     for n, ann in enumerate(_items(path, "annotations")):
       item = f"annotations[{n}]"
@@ -210,8 +247,6 @@ def _read_group(paths, file_split, root, options, categories, classes,
             item=item))
         continue
       unknown_fields[path].update(k for k in ann if k not in _ANNOTATION_FIELDS)
-      if ann.get("segmentation"):
-        segmentations[path] += 1
       image = images.get(iid)
       if image is None:
         problems.append(annotated.annotation_problem(
@@ -221,29 +256,44 @@ def _read_group(paths, file_split, root, options, categories, classes,
       where = f"{image.get('file_name')}: {item}"
       try:
         obj = _object(ann, categories, classes)
+        blob = masks.parse_coco(ann.get("segmentation"))
+      except masks.MaskError as e:
+        problems.append(annotated.annotation_problem(
+            path, f"{e}: object not written", split=file_split or "",
+            item=where))
+        continue
       except annotated.FieldError as e:
         problems.append(annotated.annotation_problem(
             path, f"{e}: object not written", split=file_split or "",
             item=where))
         continue
+      if blob is not None:
+        obj = dataclasses.replace(obj, segmentation=store.add(blob))
+        segmentations[path] += 1
+      else:
+        without[path] += 1
       key = obj.id or item
       known = objects[iid].get(key)
       if known is None:
         objects[iid][key] = obj
       elif obj.keypoints and not known.keypoints:
         # person_keypoints_* repeats the instances_* annotation with keypoints.
+        if obj.segmentation < 0 and known.segmentation >= 0:
+          obj = dataclasses.replace(obj, segmentation=known.segmentation)
         objects[iid][key] = obj
-      elif known.keypoints or obj != known:
+      elif known.keypoints or not _same(obj, known, store):
         if known.keypoints and not obj.keypoints:
           continue  # The same annotation without keypoints: nothing new.
         problems.append(annotated.annotation_problem(
             path, "annotation id appears twice with different values: the"
             " second is not used", split=file_split or "", item=where))
-  for path, n in segmentations.items():
-    problems.append(records.Problem(
-        file=path, kind="warning", counts_as_input=False,
-        reason=f"{n} annotations have a segmentation: masks are not stored"
-        " (boxes, areas and keypoints are)"))
+  for path in segmentations:
+    if without[path]:
+      problems.append(records.Problem(
+          file=path, kind="warning", counts_as_input=False,
+          reason=f"{without[path]} of {without[path] + segmentations[path]}"
+          " annotations have no segmentation: their masks are stored empty"
+          " (all 0)"))
   for path, names in unknown_fields.items():
     if names:
       problems.append(records.Problem(
@@ -271,10 +321,12 @@ def _read_group(paths, file_split, root, options, categories, classes,
                                    path, f"image {iid}", split, problems)
     extra = {k: v for k, v in image.items()
              if k not in _IMAGE_FIELDS and k != "file"}
+    objs = tuple(objects.pop(iid, {}).values())
     recs.append(records.ImageRecord(
         key=rel, path=abs_path, file_name=rel, split=split, source=path,
-        id=str(iid), objects=tuple(objects.pop(iid, {}).values()),
-        coords="pixel", size=size,
+        id=str(iid), objects=objs, coords="pixel", size=size,
+        segmentation_file=store.store.path if any(
+            o.segmentation >= 0 for o in objs) else "",
         extra=json.dumps(extra, sort_keys=True, ensure_ascii=False)
         if extra else ""))
   return recs

@@ -1,0 +1,411 @@
+"""Segmentation masks: COCO instance masks and label images of folder pairs.
+
+COCO `segmentation`s are parsed and checked by the reader (`parse_coco`),
+packed into a compact blob (`pack`), and spilled to a temporary file
+(`SegmentationStore`): an object keeps only the blob's offset, so a 200k-image
+file with polygons does not hold its polygons in memory. A worker reads the
+blobs back once it knows the image (`instance_masks`), decodes them with
+`pycocotools` exactly as the COCO API's `annToMask` does, applies the image's
+own transform (EXIF orientation, `max_side` resize, nearest neighbour) and
+PNG-encodes each mask (values 0 and 1, one channel), as Model Garden's COCO
+converter does.
+
+The size a mask is decoded at is the annotation's: an RLE's `size`, for
+polygons the image's `width`/`height` in the COCO file (the display size when
+the file gives none). A mask of the image's size as displayed is taken as
+drawn on the displayed image, like boxes, and only resized; one of the size
+the file stores before EXIF orientation (it differs when the orientation
+turns the image by 90 degrees) is turned the way the image is. Any other size
+rejects the object.
+
+Folder-pair label images (`semantic_mask`) are checked (single channel, size,
+values below the number of classes), transformed the same way and stored as
+single-channel PNG.
+
+No TensorFlow here: the image workers import this module.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import threading
+import weakref
+
+import numpy as np
+from PIL import Image
+
+from image_folder_tfds import records
+
+# Blob kinds: polygons, uncompressed RLE (counts list), compressed RLE
+# (COCO's counts string).
+POLYGONS, RLE_COUNTS, RLE_STRING = b"P", b"U", b"C"
+_HEADER = struct.Struct("<cIII")  # kind, height, width, n (parts / counts / bytes).
+_LENGTH = struct.Struct("<I")
+# PIL transposes of EXIF orientations 2..8, as `ImageOps.exif_transpose`.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_TURNS = {5, 6, 7, 8}  # Orientations that swap width and height.
+PNG_LEVEL = 1  # zlib level: masks are long runs, level 1 is ~as small.
+
+
+class MaskError(ValueError):
+  """A segmentation or mask that cannot be stored; the message says why."""
+
+
+# --- Parsing (in the reader) --------------------------------------------------
+
+
+def parse_coco(segmentation) -> bytes | None:
+  """A COCO `segmentation` as a blob (`pack`), checked; None when empty.
+
+  Polygons: a list of parts, each a flat [x1, y1, x2, y2, ...] list of at
+  least 3 points. RLE: {"size": [h, w], "counts": [...] or "..."}, whose
+  counts must sum to h * w. Raises `MaskError` naming the problem.
+  """
+  if segmentation is None or segmentation == []:
+    return None
+  if isinstance(segmentation, list):
+    parts = []
+    for i, part in enumerate(segmentation):
+      if not isinstance(part, list):
+        raise MaskError(f"segmentation[{i}] is not a list of coordinates")
+      if len(part) % 2:
+        raise MaskError(
+            f"segmentation[{i}] has {len(part)} numbers: expected x, y pairs")
+      if len(part) < 6:
+        raise MaskError(
+            f"segmentation[{i}] is a polygon of {len(part) // 2} points:"
+            " at least 3 are needed")
+      for v in part:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
+            np.isfinite(v)):
+          raise MaskError(f"segmentation[{i}] holds {v!r}: not a finite number")
+      parts.append(part)
+    return pack_polygons(parts)
+  if isinstance(segmentation, dict):
+    size = segmentation.get("size")
+    if (not isinstance(size, list) or len(size) != 2 or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0
+        for v in size)):
+      raise MaskError(
+          f"segmentation size must be [height, width] (positive integers),"
+          f" got {size!r}")
+    h, w = size
+    counts = segmentation.get("counts")
+    if isinstance(counts, list):
+      if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                 for c in counts):
+        raise MaskError("segmentation counts must be non-negative integers")
+      total = sum(counts)
+      if total != h * w:
+        raise MaskError(
+            f"segmentation RLE counts sum to {total}, not height x width ="
+            f" {h} x {w} = {h * w}")
+      return pack_rle_counts(h, w, counts)
+    if isinstance(counts, str):
+      data = counts.encode("ascii", "replace")
+      total = sum(rle_string_counts(data))
+      if total != h * w:
+        raise MaskError(
+            f"segmentation RLE counts sum to {total}, not height x width ="
+            f" {h} x {w} = {h * w}")
+      return _HEADER.pack(RLE_STRING, h, w, len(data)) + data
+    raise MaskError(
+        f"segmentation counts must be a list or a string, got {counts!r}")
+  raise MaskError(
+      "segmentation must be a list of polygons or an RLE dict, got"
+      f" {type(segmentation).__name__}")
+
+
+def rle_string_counts(data: bytes) -> list[int]:
+  """The counts of COCO's compressed RLE string (pycocotools' rleFrString).
+
+  Checked here, since pycocotools decodes a string whose counts do not sum to
+  h * w without complaint (into uninitialized memory).
+  """
+  counts: list[int] = []
+  p, n = 0, len(data)
+  while p < n:
+    x = k = 0
+    more = True
+    while more:
+      if p >= n:
+        raise MaskError("segmentation counts string ends inside a number")
+      c = data[p] - 48
+      if not 0 <= c < 64:
+        raise MaskError(
+            f"segmentation counts string holds {chr(data[p])!r} (byte {p}):"
+            " not a COCO RLE character")
+      x |= (c & 0x1F) << (5 * k)
+      more = bool(c & 0x20)
+      p += 1
+      k += 1
+      if not more and c & 0x10:
+        x |= -1 << (5 * k)
+    if len(counts) > 2:
+      x += counts[-2]
+    if x < 0:
+      raise MaskError(f"segmentation counts string gives a negative count {x}")
+    counts.append(x)
+  return counts
+
+
+def pack_polygons(parts) -> bytes:
+  coords = [float(v) for part in parts for v in part]
+  return b"".join((
+      _HEADER.pack(POLYGONS, 0, 0, len(parts)),
+      struct.pack(f"<{len(parts)}I", *(len(p) for p in parts)),
+      struct.pack(f"<{len(coords)}d", *coords)))
+
+
+def pack_rle_counts(h: int, w: int, counts) -> bytes:
+  arr = np.asarray(counts, dtype="<u4")
+  return _HEADER.pack(RLE_COUNTS, h, w, len(arr)) + arr.tobytes()
+
+
+def unpack(blob: bytes):
+  """(kind, (h, w) or None, payload): polygons as lists, RLE as pycocotools'."""
+  kind, h, w, n = _HEADER.unpack_from(blob)
+  at = _HEADER.size
+  if kind == POLYGONS:
+    lengths = struct.unpack_from(f"<{n}I", blob, at)
+    at += 4 * n
+    coords = struct.unpack_from(f"<{sum(lengths)}d", blob, at)
+    parts, start = [], 0
+    for length in lengths:
+      parts.append(list(coords[start:start + length]))
+      start += length
+    return kind, None, parts
+  if kind == RLE_COUNTS:
+    counts = np.frombuffer(blob, dtype="<u4", count=n, offset=at)
+    return kind, (h, w), counts.tolist()
+  return kind, (h, w), blob[at:at + n]
+
+
+def decode(blob: bytes, height: int, width: int) -> np.ndarray:
+  """The HxW uint8 (0/1) mask, as pycocotools' COCO.annToMask decodes it.
+
+  `height`, `width` are used by polygons only; an RLE has its own size.
+  """
+  from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
+  kind, size, payload = unpack(blob)
+  if kind == POLYGONS:
+    rle = mask_utils.merge(mask_utils.frPyObjects(payload, height, width))
+  elif kind == RLE_COUNTS:
+    rle = mask_utils.frPyObjects(
+        {"size": list(size), "counts": payload}, *size)
+  else:
+    rle = {"size": list(size), "counts": payload}
+  return mask_utils.decode(rle)
+
+
+# --- The spill file (scan: write; workers: read) -----------------------------
+
+
+class SegmentationStore:
+  """Blobs appended to a temporary file; each is found by its offset.
+
+  The file is deleted when the store is garbage-collected or the process
+  exits. Records hold its path (`ImageRecord.segmentation_file`) and each
+  object the offset of its blob (`ObjectRecord.segmentation`).
+  """
+
+  def __init__(self):
+    fd, path = tempfile.mkstemp(prefix="my_images_segmentation_",
+                                suffix=".bin")
+    self.path = StorePath(path)
+    self.path.store = self
+    self._file = os.fdopen(fd, "w+b")
+    self._size = 0
+    self._lock = threading.Lock()
+    self._finalizer = weakref.finalize(self, _remove, self._file, path)
+
+  def add(self, blob: bytes) -> int:
+    with self._lock:
+      offset = self._size
+      self._file.write(_LENGTH.pack(len(blob)))
+      self._file.write(blob)
+      self._size += _LENGTH.size + len(blob)
+    return offset
+
+  def get(self, offset: int) -> bytes:
+    with self._lock:
+      self._file.flush()
+      return read_blob(self.path, offset)
+
+  def finish(self) -> None:
+    """Everything written is readable by other processes."""
+    self._file.flush()
+
+
+class StorePath(str):
+  """The store's path; keeps the store (and its file) alive while a record
+  holds it. Pickles as a plain `str` (to the workers, which only read)."""
+
+  def __reduce__(self):
+    return (str, (str(self),))
+
+
+def _remove(file, path: str) -> None:
+  file.close()
+  try:
+    os.unlink(path)
+  except FileNotFoundError:
+    return
+
+
+def read_blob(path: str, offset: int) -> bytes:
+  with open(path, "rb") as f:
+    return _read_at(f, offset)
+
+
+def _read_at(f, offset: int) -> bytes:
+  f.seek(offset)
+  (size,) = _LENGTH.unpack(f.read(_LENGTH.size))
+  return f.read(size)
+
+
+# --- Masks of one image (in the worker) ---------------------------------------
+
+
+def encode_png(mask: np.ndarray) -> bytes:
+  """One-channel 8-bit PNG of an HxW uint8 array."""
+  buf = io.BytesIO()
+  Image.fromarray(mask, "L").save(buf, "PNG", compress_level=PNG_LEVEL)
+  return buf.getvalue()
+
+
+def empty_png(height: int, width: int) -> bytes:
+  """The mask of an object without a segmentation (all 0)."""
+  return encode_png(np.zeros((height, width), np.uint8))
+
+
+def stored_size(display: tuple[int, int], orientation: int | None):
+  """(h, w) of the file's pixels before EXIF orientation, from the display's."""
+  h, w = display
+  return (w, h) if orientation in _TURNS else (h, w)
+
+
+def to_stored(mask: np.ndarray, *, display: tuple[int, int],
+              orientation: int | None, out: tuple[int, int]) -> np.ndarray:
+  """`mask` (HxW) in the stored image's pixels: turned, then resized.
+
+  `display` and `out` are (height, width) of the image as displayed and as
+  stored. A mask of the display size is only resized; one of the pre-EXIF
+  size (a 90-degree orientation) is transposed as `ImageOps.exif_transpose`
+  turns the image. Raises `MaskError` for any other size.
+  """
+  size = mask.shape[:2]
+  turn = False
+  if size != tuple(display):
+    raw = stored_size(display, orientation)
+    if orientation in _TURNS and size == raw:
+      turn = True
+    else:
+      hint = (f", {raw[0]}x{raw[1]} before its EXIF orientation"
+              if raw != tuple(display) else "")
+      raise MaskError(
+          f"mask is {size[0]}x{size[1]} (height x width), the image"
+          f" {display[0]}x{display[1]} as displayed{hint}")
+  if not turn and size == tuple(out):
+    return mask
+  img = Image.fromarray(mask)
+  if turn:
+    img = img.transpose(_TRANSPOSE[orientation])
+  if img.size != (out[1], out[0]):
+    img = img.resize((out[1], out[0]), Image.Resampling.NEAREST)
+  return np.asarray(img)
+
+
+def instance_masks(record, image, objects):
+  """(kept objects, one PNG per kept object, problems) of one image.
+
+  `objects` are the checked objects of `record` (`annotations.finalize`); an
+  object whose mask cannot be stored is dropped with a "rejected" problem.
+  Objects without a segmentation get an empty mask. Nothing is done (no
+  masks) when no object has a segmentation.
+  """
+  if not record.segmentation_file or all(o.segmentation < 0 for o in objects):
+    return objects, (), []
+  display = (image.display_height, image.display_width)
+  out = (image.height, image.width)
+  declared = (record.size[1], record.size[0]) if record.size else display
+  kept, pngs, problems = [], [], []
+  empty = None
+  with open(record.segmentation_file, "rb") as f:
+    for index, obj in enumerate(objects):
+      if obj.segmentation < 0:
+        if empty is None:
+          empty = empty_png(*out)
+        kept.append(obj)
+        pngs.append(empty)
+        continue
+      try:
+        mask = decode(_read_at(f, obj.segmentation), *declared)
+        mask = to_stored(mask, display=display, orientation=image.orientation,
+                         out=out)
+      except MaskError as e:
+        item = f"object {obj.id}" if obj.id else f"object #{index}"
+        problems.append(records.Problem(
+            file=record.source, item=f"{record.file_name}: {item}",
+            reason=f"segmentation: {e}: object not written",
+            split=record.split, counts_as_input=False))
+        continue
+      kept.append(obj)
+      pngs.append(encode_png(np.ascontiguousarray(mask)))
+  return tuple(kept), tuple(pngs), problems
+
+
+_MASK_MODES = {"L", "P", "1", "I", "I;16", "I;16B", "I;16L"}
+
+
+def semantic_mask(record, image) -> bytes:
+  """The label image of `record` as a one-channel PNG of the stored size.
+
+  Raises `MaskError`: not an image, not single-channel, another size than
+  the image, or a value that is not a class index (< `record.mask_classes`).
+  """
+  try:
+    with open(record.mask_path, "rb") as f:
+      data = f.read()
+  except OSError as e:
+    raise MaskError(f"mask {record.mask_path}: cannot read: {e.strerror or e}"
+                    ) from None
+  try:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+  except (OSError, SyntaxError, ValueError, EOFError) as e:
+    raise MaskError(f"mask {record.mask_path}: not a readable image: {e}"
+                    ) from None
+  if img.mode not in _MASK_MODES:
+    raise MaskError(
+        f"mask {record.mask_path} has mode {img.mode} ({len(img.getbands())}"
+        " channels): a label image has one channel of class indices")
+  arr = np.asarray(img)
+  if arr.dtype == bool:
+    arr = arr.astype(np.uint8)
+  top = int(arr.max(initial=0))
+  if top >= record.mask_classes:
+    where = np.argwhere(arr == top)[0]
+    raise MaskError(
+        f"mask {record.mask_path} has the value {top} (at row {where[0]},"
+        f" column {where[1]}): there are {record.mask_classes} classes,"
+        f" values 0..{record.mask_classes - 1}")
+  arr = arr.astype(np.uint8)
+  try:
+    arr = to_stored(arr, display=(image.display_height, image.display_width),
+                    orientation=image.orientation,
+                    out=(image.height, image.width))
+  except MaskError as e:
+    raise MaskError(f"mask {record.mask_path}: {e}") from None
+  return encode_png(np.ascontiguousarray(arr))
