@@ -28,6 +28,8 @@ LABEL_TEXT = "label_text"
 LABEL_CONF = "label_conf"
 EXTRA = "extra"
 OBJECTS = "objects"
+# Folder pairs: the label image, (h, w, 1) class indices, PNG.
+SEGMENTATION_MASK = "segmentation_mask"
 # Keys of one object.
 BBOX = "bbox"
 OBJ_LABEL = "label"
@@ -38,6 +40,8 @@ OBJ_AREA = "area"
 OBJ_ID = "id"
 OBJ_IS_CROWD = "is_crowd"
 KEYPOINTS = "keypoints"
+# COCO instance masks: (h, w, 1), values 0/1, PNG (as TFDS's lvis).
+OBJ_MASK = "mask"
 # Keys of one keypoint.
 KP_X = "x"
 KP_Y = "y"
@@ -440,11 +444,23 @@ MG_KP_Y = "image/object/keypoint/y"
 MG_KP_VISIBILITY = "image/object/keypoint/visibility"
 MG_CLASS_LABEL = "image/class/label"  # [id] when the image has a class, else [].
 MG_CLASS_TEXT = "image/class/text"
+# One PNG (values 0/1) per object, as Model Garden's create_coco_tf_record.py
+# writes them and TfExampleDecoder(include_mask=True) reads them; only in
+# datasets with instance masks.
+MG_MASK = "image/object/mask"
+# The label image (values: class indices, no offset), as Model Garden's
+# segmentation_input.Decoder reads it; only in folder-pair datasets.
+MG_SEGMENTATION = "image/segmentation/class/encoded"
 MG_LABEL_OFFSET = 1
 
 
-def model_garden_features_dict() -> tfds.features.FeaturesDict:
-  """Features whose flattened keys are the `MG_*` names above."""
+def model_garden_features_dict(
+    *, masks: bool = False, segmentation: bool = False
+) -> tfds.features.FeaturesDict:
+  """Features whose flattened keys are the `MG_*` names above.
+
+  `masks`, `segmentation`: the dataset has instance masks / label images.
+  """
   f = tfds.features
 
   def values(dtype):
@@ -471,6 +487,10 @@ def model_garden_features_dict() -> tfds.features.FeaturesDict:
       MG_CLASS_LABEL: values(np.int64),
       MG_CLASS_TEXT: values(np.str_),
   }
+  if masks:
+    flat[MG_MASK] = values(np.object_)
+  if segmentation:
+    flat[MG_SEGMENTATION] = f.Tensor(shape=(), dtype=np.object_)
   return f.FeaturesDict(nest(flat))
 
 
@@ -502,6 +522,15 @@ def get_flat(example: dict, key: str):
   return example
 
 
+def has_flat(example: dict, key: str) -> bool:
+  """Whether `get_flat(example, key)` finds a value."""
+  for part in key.split("/"):
+    if part not in example:
+      return False
+    example = example[part]
+  return True
+
+
 def to_model_garden_example(
     record: records.ImageRecord,
     image: images_lib.LoadedImage,
@@ -510,8 +539,13 @@ def to_model_garden_example(
     source_id: str,
     class_names: list[str],
     num_keypoints: int,
+    masks: tuple[bytes, ...] | None = None,
+    segmentation_mask: bytes | None = None,
 ) -> dict:
   """The example dict for `model_garden_features_dict`.
+
+  `masks`: one PNG per object when the dataset has instance masks (else
+  None); `segmentation_mask`: the label image PNG of a folder-pair dataset.
 
   Boxes and keypoints are normalized (as `annotations.finalize` returns them);
   areas are in pixels of the stored image, as Model Garden computes them
@@ -567,4 +601,10 @@ def to_model_garden_example(
       MG_CLASS_LABEL: [record.label + MG_LABEL_OFFSET] if labelled else [],
       MG_CLASS_TEXT: [class_names[record.label]] if labelled else [],
   })
+  if masks is not None:
+    if len(masks) != len(objects):
+      raise ValueError(f"{len(masks)} masks for {len(objects)} objects")
+    flat[MG_MASK] = list(masks)
+  if segmentation_mask is not None:
+    flat[MG_SEGMENTATION] = segmentation_mask
   return nest(flat)

@@ -290,6 +290,16 @@ def empty_png(height: int, width: int) -> bytes:
   return encode_png(np.zeros((height, width), np.uint8))
 
 
+def complete(pngs: tuple[bytes, ...], n: int, height: int, width: int
+             ) -> tuple[bytes, ...]:
+  """`pngs`, or n empty masks for an image none of whose objects has one."""
+  if len(pngs) == n:
+    return tuple(pngs)
+  if pngs:
+    raise ValueError(f"{len(pngs)} masks for {n} objects")
+  return (empty_png(height, width),) * n if n else ()
+
+
 def stored_size(display: tuple[int, int], orientation: int | None):
   """(h, w) of the file's pixels before EXIF orientation, from the display's."""
   h, w = display

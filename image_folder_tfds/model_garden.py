@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 
 from image_folder_tfds import features
+from image_folder_tfds import masks
 from image_folder_tfds import records
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,17}")  # Fits an int64, no sign, no 0 pad.
@@ -35,6 +36,8 @@ class Encoder:
   source_id_rule: str
   num_keypoints: int
   keypoint_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+  has_masks: bool = False  # Some object has a segmentation: image/object/mask.
+  has_segmentation: bool = False  # Folder pairs: image/segmentation/class/encoded.
 
   @classmethod
   def from_scan(cls, scan) -> Encoder:
@@ -57,18 +60,37 @@ class Encoder:
       rule = SOURCE_ID_BY_POSITION
     num_keypoints = max(
         (len(o.keypoints) for r in recs for o in r.objects), default=0)
-    return cls(list(class_names), source_ids, rule, num_keypoints)
+    return cls(list(class_names), source_ids, rule, num_keypoints,
+               has_masks=any(o.segmentation >= 0 for r in recs
+                             for o in r.objects),
+               has_segmentation=any(r.mask_path for r in recs))
 
-  def encode(self, record: records.ImageRecord, image, objects) -> dict:
-    # Objects without a class cannot be written: `dropped_fields` reported
-    # them when the input was scanned.
+  def features_dict(self):
+    return features.model_garden_features_dict(
+        masks=self.has_masks, segmentation=self.has_segmentation)
+
+  def encode(self, record: records.ImageRecord, image, objects,
+             instance_masks: tuple[bytes, ...] = (),
+             segmentation_mask: bytes | None = None) -> dict:
+    """`instance_masks`: one PNG per object of `objects` (or none at all:
+    then empty masks, when the dataset has masks)."""
+    pngs = None
+    if self.has_masks:
+      pngs = masks.complete(instance_masks, len(objects), image.height,
+                            image.width)
+      # Objects without a class cannot be written: `dropped_fields` reported
+      # them when the input was scanned.
+      pngs = tuple(m for o, m in zip(objects, pngs, strict=True)
+                   if o.label >= 0)
     objects = tuple(o for o in objects if o.label >= 0)
     try:
       return features.to_model_garden_example(
           record, image, objects,
           source_id=self.source_ids[(record.split, record.key)],
           class_names=self.class_names,
-          num_keypoints=self.num_keypoints)
+          num_keypoints=self.num_keypoints, masks=pngs,
+          segmentation_mask=segmentation_mask if self.has_segmentation
+          else None)
     except ValueError as e:
       raise ValueError(f"{record.source} ({record.file_name}): {e}") from e
 
@@ -80,6 +102,7 @@ class Encoder:
         "class_names": list(self.class_names),
         "num_keypoints": self.num_keypoints,
         "source_id": self.source_id_rule,
+        "instance_masks": self.has_masks,
     }
 
 

@@ -1,8 +1,10 @@
 """Pictures of a built dataset: an example grid and a per-class bar chart.
 
 TFDS's `show_examples` draws detection data as plain tiles. `show_grid` draws
-each image with its boxes, class names, keypoints and (given a COCO skeleton)
-the limbs between them; `stats_chart` draws how many examples each class has
+each image with its masks (instance masks tinted in their object's class
+colour, label images in each pixel's class colour, class 0 left as it is),
+boxes, class names, keypoints and (given a COCO skeleton) the limbs between
+them; `stats_chart` draws how many examples each class has
 in each split. Both work on either output format (`tfds`, `model_garden`)
 and draw with Pillow only.
 """
@@ -50,6 +52,7 @@ class Obj:
   label: int
   name: str
   keypoints: tuple[tuple[float, float, int], ...] = ()  # Normalized x, y, v.
+  mask: np.ndarray | None = None  # HxW, nonzero inside the object.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +62,7 @@ class View:
   image: np.ndarray  # HxWx3 uint8.
   caption: str
   objects: tuple[Obj, ...]
+  segmentation: np.ndarray | None = None  # HxW class indices (folder pairs).
 
 
 def view_of(example: Mapping, class_names: Sequence[str],
@@ -88,6 +92,7 @@ def _view_tfds(ex: Mapping, names: Sequence[str]) -> View:
   labels = np.asarray(o.get(features.OBJ_LABEL, ())).reshape(-1)
   boxes = np.asarray(o.get(features.BBOX, ())).reshape(-1, 4)
   kps = o.get(features.KEYPOINTS)
+  masks = o.get(features.OBJ_MASK)
   for i, label in enumerate(labels):
     ymin, xmin, ymax, xmax = (float(v) for v in boxes[i])
     box = (xmin, ymin, xmax, ymax)
@@ -97,12 +102,23 @@ def _view_tfds(ex: Mapping, names: Sequence[str]) -> View:
         (float(x), float(y), int(v)) for x, y, v in zip(
             _row(kps[features.KP_X], i), _row(kps[features.KP_Y], i),
             _row(kps[features.KP_V], i)))
-    objs.append(Obj(box, int(label), _name(names, int(label)), points))
+    mask = None if masks is None else np.asarray(masks[i])[..., 0]
+    objs.append(Obj(box, int(label), _name(names, int(label)), points, mask))
   label = int(ex.get(features.LABEL, -1))
   caption = _text(ex[features.FILE_NAME])
   if label >= 0:
     caption += f"  [{_name(names, label)}]"
-  return View(np.asarray(ex[features.IMAGE]), caption, tuple(objs))
+  segmentation = None
+  if features.SEGMENTATION_MASK in ex:
+    segmentation = np.asarray(ex[features.SEGMENTATION_MASK])[..., 0]
+  return View(np.asarray(ex[features.IMAGE]), caption, tuple(objs),
+              segmentation)
+
+
+def _png_array(data) -> np.ndarray:
+  """A PNG (Model Garden's masks are PNG bytes) as an HxW array."""
+  with Image.open(io.BytesIO(bytes(data))) as img:
+    return np.asarray(img.convert("L"))
 
 
 def _row(values, i: int):
@@ -121,6 +137,8 @@ def _view_model_garden(ex: Mapping, names: Sequence[str], num_keypoints: int
   ymin, ymax = get(features.MG_YMIN), get(features.MG_YMAX)
   kx, ky = get(features.MG_KP_X), get(features.MG_KP_Y)
   kv = get(features.MG_KP_VISIBILITY)
+  masks = (features.get_flat(ex, features.MG_MASK)
+           if features.has_flat(ex, features.MG_MASK) else None)
   objs = []
   for i, label in enumerate(labels):
     points = ()
@@ -132,13 +150,48 @@ def _view_model_garden(ex: Mapping, names: Sequence[str], num_keypoints: int
     if box == (0.0, 0.0, 0.0, 0.0):
       box = None
     index = int(label) - offset
-    objs.append(Obj(box, index, _name(names, index), points))
+    mask = None if masks is None else _png_array(masks[i])
+    objs.append(Obj(box, index, _name(names, index), points, mask))
   caption = _text(features.get_flat(ex, features.MG_FILENAME))
   class_labels = get(features.MG_CLASS_LABEL)
   if class_labels.size:
     caption += f"  [{_name(names, int(class_labels[0]) - offset)}]"
+  segmentation = None
+  if features.has_flat(ex, features.MG_SEGMENTATION):
+    segmentation = _png_array(features.get_flat(ex, features.MG_SEGMENTATION))
   return View(np.asarray(features.get_flat(ex, features.MG_ENCODED)), caption,
-              tuple(objs))
+              tuple(objs), segmentation)
+
+
+MASK_ALPHA = 0.45  # Opacity of the mask tint.
+
+
+def _tinted(view: View) -> np.ndarray:
+  """The view's image (HxWx3) with its masks blended in."""
+  pixels = view.image
+  if pixels.ndim == 3 and pixels.shape[-1] == 1:
+    pixels = pixels[..., 0]
+  if pixels.ndim == 2:
+    pixels = np.stack([pixels] * 3, axis=-1)
+  pixels = pixels[..., :3]
+  layers = []  # (boolean HxW, colour)
+  if view.segmentation is not None:
+    for value in np.unique(view.segmentation):
+      if value:
+        layers.append((view.segmentation == value, class_color(int(value))))
+  layers.extend((o.mask > 0, class_color(o.label)) for o in view.objects
+                if o.mask is not None)
+  if not layers:
+    return pixels
+  out = pixels.astype(np.float32)
+  for where, color in layers:
+    if where.shape != out.shape[:2]:
+      raise ValueError(
+          f"{view.caption}: a mask of {where.shape[1]}x{where.shape[0]} on an"
+          f" image of {out.shape[1]}x{out.shape[0]}")
+    out[where] = (1 - MASK_ALPHA) * out[where] + MASK_ALPHA * np.asarray(
+        color, np.float32)
+  return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 # --- The grid -----------------------------------------------------------------
@@ -200,10 +253,7 @@ def show_grid(
   line = max(2, tile // 128)
   radius = max(2, tile // 80)
   for index, view in enumerate(views):
-    pixels = view.image
-    if pixels.ndim == 3 and pixels.shape[-1] == 1:
-      pixels = pixels[..., 0]
-    img = Image.fromarray(pixels).convert("RGB")
+    img = Image.fromarray(_tinted(view)).convert("RGB")
     x0, y0, w, h = grid.placement(index, img.width, img.height)
     canvas.paste(img.resize((w, h), Image.Resampling.BILINEAR), (x0, y0))
 

@@ -191,3 +191,29 @@ def test_count_examples_model_garden_equals_tfds(coco, coco_mg):
     counts.append(visualize.count_examples(by_split, names))
   assert counts[0] == counts[1]
   assert counts[0]["train"]["examples"] == {"person": 1, "dog": 2}
+
+
+def test_show_grid_tints_instance_masks_and_label_images():
+  gray = np.full((32, 32, 3), 100, np.uint8)
+  mask = np.zeros((32, 32), np.uint8)
+  mask[:, :16] = 1  # Left half.
+  seg = np.zeros((32, 32), np.uint8)
+  seg[:8] = 2  # Top rows: class 2; the rest class 0 (not tinted).
+  views = [visualize.View(gray, "a", (visualize.Obj(None, 1, "dog", (), mask),)),
+           visualize.View(gray, "b", (), seg)]
+  canvas = np.asarray(visualize.show_grid(views, tile=32))
+  alpha = visualize.MASK_ALPHA
+
+  def tint(color):
+    return [round((1 - alpha) * 100 + alpha * c) for c in color]
+
+  (x0, y0, _, _), (x1, y1, _, _) = (
+      visualize.Grid(2, tile=32).placement(i, 32, 32) for i in (0, 1))
+  assert list(canvas[y0 + 20, x0 + 4]) == tint(DOG)
+  assert list(canvas[y0 + 20, x0 + 28]) == [100, 100, 100]
+  assert list(canvas[y1 + 2, x1 + 10]) == tint(visualize.class_color(2))
+  assert list(canvas[y1 + 20, x1 + 10]) == [100, 100, 100]
+  bad = visualize.View(gray, "c", (visualize.Obj(None, 0, "x", (),
+                                                 np.ones((8, 8))),))
+  with pytest.raises(ValueError, match="a mask of 8x8 on an image of 32x32"):
+    visualize.show_grid([bad])
