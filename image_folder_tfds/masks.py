@@ -27,9 +27,11 @@ No TensorFlow here: the image workers import this module.
 
 from __future__ import annotations
 
+import array
 import io
 import os
 import struct
+import sys
 import tempfile
 import threading
 import weakref
@@ -86,11 +88,16 @@ def parse_coco(segmentation) -> bytes | None:
         raise MaskError(
             f"segmentation[{i}] is a polygon of {len(part) // 2} points:"
             " at least 3 are needed")
-      for v in part:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (
-            np.isfinite(v)):
-          raise MaskError(f"segmentation[{i}] holds {v!r}: not a finite number")
-      parts.append(part)
+      try:
+        coords = array.array("d", part)
+      except TypeError:
+        coords = None
+      if (coords is None or not np.isfinite(np.frombuffer(coords)).all()
+          or bool in set(map(type, part))):
+        bad = next((v for v in part if isinstance(v, bool) or not isinstance(
+            v, (int, float)) or not np.isfinite(v)), None)
+        raise MaskError(f"segmentation[{i}] holds {bad!r}: not a finite number")
+      parts.append(coords)
     return pack_polygons(parts)
   if isinstance(segmentation, dict):
     size = segmentation.get("size")
@@ -114,7 +121,7 @@ def parse_coco(segmentation) -> bytes | None:
       return pack_rle_counts(h, w, counts)
     if isinstance(counts, str):
       data = counts.encode("ascii", "replace")
-      total = sum(rle_string_counts(data))
+      total = int(rle_string_counts(data).sum())
       if total != h * w:
         raise MaskError(
             f"segmentation RLE counts sum to {total}, not height x width ="
@@ -127,45 +134,57 @@ def parse_coco(segmentation) -> bytes | None:
       f" {type(segmentation).__name__}")
 
 
-def rle_string_counts(data: bytes) -> list[int]:
+def rle_string_counts(data: bytes) -> np.ndarray:
   """The counts of COCO's compressed RLE string (pycocotools' rleFrString).
 
   Checked here, since pycocotools decodes a string whose counts do not sum to
-  h * w without complaint (into uninitialized memory).
+  h * w without complaint (into uninitialized memory). Each count is a run of
+  characters (6 bits each: 5 of value, least significant first, and a
+  continuation bit; the last one's 0x10 bit is the sign); from the fourth
+  count on, each is stored as the difference to the count two before.
   """
-  counts: list[int] = []
-  p, n = 0, len(data)
-  while p < n:
-    x = k = 0
-    more = True
-    while more:
-      if p >= n:
-        raise MaskError("segmentation counts string ends inside a number")
-      c = data[p] - 48
-      if not 0 <= c < 64:
-        raise MaskError(
-            f"segmentation counts string holds {chr(data[p])!r} (byte {p}):"
-            " not a COCO RLE character")
-      x |= (c & 0x1F) << (5 * k)
-      more = bool(c & 0x20)
-      p += 1
-      k += 1
-      if not more and c & 0x10:
-        x |= -1 << (5 * k)
-    if len(counts) > 2:
-      x += counts[-2]
-    if x < 0:
-      raise MaskError(f"segmentation counts string gives a negative count {x}")
-    counts.append(x)
+  c = np.frombuffer(data, np.uint8).astype(np.int64) - 48
+  if c.size == 0:
+    return c
+  if ((c < 0) | (c >= 64)).any():
+    p = int(np.flatnonzero((c < 0) | (c >= 64))[0])
+    raise MaskError(
+        f"segmentation counts string holds {chr(data[p])!r} (byte {p}):"
+        " not a COCO RLE character")
+  more = (c & 0x20) != 0
+  if more[-1]:
+    raise MaskError("segmentation counts string ends inside a number")
+  ends = np.flatnonzero(~more)
+  starts = np.concatenate(([0], ends[:-1] + 1))
+  lengths = ends - starts + 1
+  if lengths.max() > 12:  # 60 bits: more than any count of an image.
+    raise MaskError("segmentation counts string holds a number too large")
+  k = np.arange(c.size) - np.repeat(starts, lengths)
+  x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+  negative = (c[ends] & 0x10) != 0
+  x[negative] -= np.left_shift(1, 5 * lengths[negative])
+  counts = x.copy()
+  # counts[i] = x[i] + counts[i - 2] for i > 2.
+  counts[3::2] = np.cumsum(x[1::2])[1:]
+  counts[4::2] = np.cumsum(x[2::2])[1:]
+  if (counts < 0).any():
+    raise MaskError(
+        f"segmentation counts string gives a negative count"
+        f" {int(counts[counts < 0][0])}")
   return counts
 
 
 def pack_polygons(parts) -> bytes:
-  coords = [float(v) for part in parts for v in part]
+  """Parts are lists of numbers or `array.array("d")`s."""
+  parts = [p if isinstance(p, array.array) else array.array("d", p)
+           for p in parts]
+  if sys.byteorder != "little":
+    for p in parts:
+      p.byteswap()
   return b"".join((
       _HEADER.pack(POLYGONS, 0, 0, len(parts)),
       struct.pack(f"<{len(parts)}I", *(len(p) for p in parts)),
-      struct.pack(f"<{len(coords)}d", *coords)))
+      *(p.tobytes() for p in parts)))
 
 
 def pack_rle_counts(h: int, w: int, counts) -> bytes:

@@ -198,11 +198,16 @@ def test_rle_string_parser_matches_pycocotools():
     m = np.asfortranarray((rng.random((17, 23)) > rng.random()).astype(np.uint8))
     rle = mask_utils.encode(m)
     counts = masks.rle_string_counts(rle["counts"])
-    assert sum(counts) == 17 * 23
-    back = mask_utils.frPyObjects({"size": [17, 23], "counts": counts}, 17, 23)
+    assert counts.sum() == 17 * 23
+    back = mask_utils.frPyObjects(
+        {"size": [17, 23], "counts": counts.tolist()}, 17, 23)
     assert back["counts"] == rle["counts"]
   with pytest.raises(masks.MaskError, match="ends inside a number"):
     masks.rle_string_counts(b"0o")
+  with pytest.raises(masks.MaskError, match="holds ' '"):
+    masks.rle_string_counts(b"01 ")
+  with pytest.raises(masks.MaskError, match="negative count"):
+    masks.rle_string_counts(b"0O")  # "O": 0x1f with the sign bit, -1.
 
 
 def test_segmentations_live_in_a_file_not_in_the_records(tmp_path):

@@ -255,8 +255,7 @@ def _read_group(paths, file_split, root, options, categories, classes,
         continue
       where = f"{image.get('file_name')}: {item}"
       try:
-        obj = _object(ann, categories, classes)
-        blob = masks.parse_coco(ann.get("segmentation"))
+        obj = _object(ann, categories, classes, store)
       except masks.MaskError as e:
         problems.append(annotated.annotation_problem(
             path, f"{e}: object not written", split=file_split or "",
@@ -267,8 +266,7 @@ def _read_group(paths, file_split, root, options, categories, classes,
             path, f"{e}: object not written", split=file_split or "",
             item=where))
         continue
-      if blob is not None:
-        obj = dataclasses.replace(obj, segmentation=store.add(blob))
+      if obj.segmentation >= 0:
         segmentations[path] += 1
       else:
         without[path] += 1
@@ -332,8 +330,10 @@ def _read_group(paths, file_split, root, options, categories, classes,
   return recs
 
 
-def _object(ann, categories, classes) -> records.ObjectRecord:
-  """One COCO annotation as an object (pixel coordinates)."""
+def _object(ann, categories, classes, store) -> records.ObjectRecord:
+  """One COCO annotation as an object (pixel coordinates); its segmentation,
+  checked, goes to `store`. Raises `FieldError` or `masks.MaskError`."""
+  blob = masks.parse_coco(ann.get("segmentation"))
   cid = annotated.integer(ann.get("category_id"), "category_id")
   if cid not in categories:
     raise annotated.FieldError(
@@ -362,12 +362,13 @@ def _object(ann, categories, classes) -> records.ObjectRecord:
   if ann.get("keypoints") is not None:
     keypoints = _keypoints(ann, categories[cid]["keypoints"])
   score = annotated.number(ann.get("score"), "score", allow_none=True)
+  oid = annotated.identifier(ann["id"], "id") if "id" in ann else ""
   return records.ObjectRecord(
       box=box, label=label, text=name,
       score=-1.0 if score is None else score,
       area=-1.0 if area is None else area,
-      id=annotated.identifier(ann["id"], "id") if "id" in ann else "",
-      is_crowd=bool(crowd), keypoints=keypoints)
+      id=oid, is_crowd=bool(crowd), keypoints=keypoints,
+      segmentation=-1 if blob is None else store.add(blob))
 
 
 def _keypoints(ann, names) -> tuple[records.Keypoint, ...]:
