@@ -170,8 +170,12 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     image_key = features.IMAGE if config.store_images else features.IMAGE_PATH
     if config.output_format == "model_garden":
       # Its keys are nested (image/encoded): TFDS's as_supervised reads only
-      # top-level keys, so there is no (image, label) pair.
-      feature_dict, supervised_keys = features.model_garden_features_dict(), None
+      # top-level keys, so there is no (image, label) pair. Mask keys only
+      # once the scan has found masks (`_scan_input`).
+      encoder = getattr(self, "_encoder", None)
+      feature_dict = (encoder.features_dict() if encoder is not None
+                      else features.model_garden_features_dict())
+      supervised_keys = None
     elif getattr(self, "_schema", None) is not None:  # Found by the scan.
       feature_dict = self._schema.features_dict()
       supervised_keys = self._schema.supervised_keys()
@@ -233,14 +237,18 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     else:
       self._schema = features.Schema.from_records(
           scan.records, store_images=config.store_images, kind=config.kind)
-      fresh = self._info()
-      info = self.info
-      info._features = fresh.features  # pylint: disable=protected-access
-      info.as_proto.ClearField("supervised_keys")
-      if fresh.as_proto.HasField("supervised_keys"):
-        info.as_proto.supervised_keys.CopyFrom(fresh.as_proto.supervised_keys)
+    fresh = self._info()
+    info = self.info
+    info._features = fresh.features  # pylint: disable=protected-access
+    info.as_proto.ClearField("supervised_keys")
+    if fresh.as_proto.HasField("supervised_keys"):
+      info.as_proto.supervised_keys.CopyFrom(fresh.as_proto.supervised_keys)
+    if self._schema is not None:
       features.set_class_names(info.features, scan.class_names)
       info.metadata["schema"] = self._schema.to_metadata()
+      if self._schema.has(features.SEGMENTATION_MASK):
+        # No ClassLabel holds them: mask value i is class_names[i].
+        info.metadata["class_names"] = list(scan.class_names)
     self._report = report_lib.BuildReport(
         root=str(root), layout=scan.layout, class_names=scan.class_names,
         options=config.options())
@@ -485,8 +493,10 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
 def _encode_outcome(encoder, schema, outcome: pipeline.Outcome) -> dict:
   """The example dict of a checked image (module level: Beam pickles it)."""
   if encoder is not None:
-    return encoder.encode(outcome.record, outcome.image, outcome.objects)
-  return schema.to_example(outcome.record, outcome.image, outcome.objects)
+    return encoder.encode(outcome.record, outcome.image, outcome.objects,
+                          outcome.masks, outcome.segmentation_mask)
+  return schema.to_example(outcome.record, outcome.image, outcome.objects,
+                           outcome.masks, outcome.segmentation_mask)
 
 
 def _check_strict(problem: records.Problem) -> None:

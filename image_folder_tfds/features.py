@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from image_folder_tfds import images as images_lib
+from image_folder_tfds import masks as masks_lib
 from image_folder_tfds import records
 
 # Top-level keys.
@@ -71,6 +72,7 @@ _TOP_OPTIONAL = {
     ID: lambda r: r.id != r.file_name,
     LABEL_CONF: lambda r: r.label_conf != MISSING,
     EXTRA: lambda r: r.extra != "",
+    SEGMENTATION_MASK: lambda r: r.mask_path != "",
 }
 _OBJECT_OPTIONAL = {
     f"{OBJECTS}/{OBJ_SCORE}": lambda o: o.score != MISSING,
@@ -78,6 +80,7 @@ _OBJECT_OPTIONAL = {
     f"{OBJECTS}/{OBJ_AREA}": lambda o: o.area != MISSING,
     f"{OBJECTS}/{OBJ_ID}": lambda o: o.id != "",
     f"{OBJECTS}/{OBJ_IS_CROWD}": lambda o: o.is_crowd,
+    f"{OBJECTS}/{OBJ_MASK}": lambda o: o.segmentation >= 0,
     f"{OBJECTS}/{KEYPOINTS}/{KP_SCORE}": lambda o: o.keypoint_score_given or any(
         k.score != MISSING for k in o.keypoints),
 }
@@ -137,7 +140,7 @@ class Schema:
           f" {first[found]}): they would be lost. Use kind={found!r} or"
           " 'auto'.")
     chosen = found if kind == "auto" else kind
-    if chosen == CLASSIFICATION:
+    if chosen == CLASSIFICATION and SEGMENTATION_MASK not in optional:
       optional -= {LABEL}  # Not optional there.
     if chosen == KEYPOINTS_KIND and not num_keypoints:
       raise records.InputError(
@@ -168,7 +171,10 @@ class Schema:
 
   @property
   def has_image_label(self) -> bool:
-    return self.kind == CLASSIFICATION or LABEL in self.optional
+    # Folder pairs (a label image per image, no objects) have an image class
+    # only when some image has one.
+    return (self.kind == CLASSIFICATION and not self.has(SEGMENTATION_MASK)
+            ) or LABEL in self.optional
 
   def has(self, key: str) -> bool:
     """Whether the optional flat `key` (e.g. "objects/score") is stored."""
@@ -185,13 +191,14 @@ class Schema:
     out.update({FILE_NAME: f.Text(), HEIGHT: np.int32, WIDTH: np.int32})
     if self.has_image_label:
       out[LABEL] = f.ClassLabel()
-    top = {ID: f.Text(), LABEL_CONF: np.float32, EXTRA: f.Text()}
+    top = {ID: f.Text(), LABEL_CONF: np.float32, EXTRA: f.Text(),
+           SEGMENTATION_MASK: _mask_image()}
     out.update({k: v for k, v in top.items() if self.has(k)})
     if self.has_objects:
       obj = {BBOX: f.BBoxFeature(), OBJ_LABEL: f.ClassLabel()}
       optional = {OBJ_SCORE: np.float32, OBJ_CONF: np.float32,
                   OBJ_AREA: np.float32, OBJ_ID: f.Text(),
-                  OBJ_IS_CROWD: np.bool_}
+                  OBJ_IS_CROWD: np.bool_, OBJ_MASK: _mask_image()}
       obj.update({k: v for k, v in optional.items()
                   if self.has(f"{OBJECTS}/{k}")})
       if self.kind == KEYPOINTS_KIND:
@@ -208,17 +215,27 @@ class Schema:
     return kp
 
   def supervised_keys(self) -> tuple[str, str] | None:
-    if not self.has_image_label:
-      return None
-    return (IMAGE if self.store_images else IMAGE_PATH, LABEL)
+    image = IMAGE if self.store_images else IMAGE_PATH
+    if self.has_image_label:
+      return (image, LABEL)
+    if self.has(SEGMENTATION_MASK):
+      return (image, SEGMENTATION_MASK)
+    return None
 
   def to_example(
       self,
       record: records.ImageRecord,
       image: images_lib.LoadedImage,
       objects: tuple[records.ObjectRecord, ...],
+      masks: tuple[bytes, ...] = (),
+      segmentation_mask: bytes | None = None,
   ) -> dict:
-    """The example dict of `features_dict`, from checked, normalized values."""
+    """The example dict of `features_dict`, from checked, normalized values.
+
+    `masks`: one PNG per object (`pipeline.Outcome.masks`), or none when no
+    object of the image has a segmentation; `segmentation_mask`: the label
+    image PNG of a folder pair.
+    """
     example = {FILE_NAME: record.file_name, HEIGHT: image.height,
                WIDTH: image.width}
     if image.data is not None:
@@ -233,8 +250,17 @@ class Schema:
       example[LABEL_CONF] = record.label_conf
     if self.has(EXTRA):
       example[EXTRA] = record.extra
+    if self.has(SEGMENTATION_MASK):
+      if segmentation_mask is None:
+        raise ValueError(f"{record.path}: no segmentation mask")
+      example[SEGMENTATION_MASK] = segmentation_mask
     if self.has_objects:
       example[OBJECTS] = [self._object(o) for o in objects]
+      if self.has(f"{OBJECTS}/{OBJ_MASK}"):
+        pngs = masks_lib.complete(masks, len(objects), image.height,
+                                  image.width)
+        for obj, png in zip(example[OBJECTS], pngs, strict=True):
+          obj[OBJ_MASK] = png
     return example
 
   def _object(self, o: records.ObjectRecord) -> dict:
@@ -263,6 +289,11 @@ class Schema:
   def keys(self) -> list[str]:
     """Every flat key of the stored `tf.train.Example`s, sorted."""
     return sorted(_flat_keys(self.features_dict(), ""))
+
+
+def _mask_image() -> tfds.features.Image:
+  """A mask: one channel, PNG (lossless)."""
+  return tfds.features.Image(shape=(None, None, 1), encoding_format="png")
 
 
 def f_tensor(shape, dtype) -> tfds.features.Tensor:

@@ -148,10 +148,31 @@ def test_image_without_annotations_is_kept(built):
   assert ah.objects(examples["val2017/000011.jpg"]) == []
 
 
-def test_segmentation_not_stored_is_reported(built):
-  builder, _ = built
+def test_segmentations_are_stored_as_masks(built):
+  """`dummy_data/coco` has a polygon and an uncompressed RLE (exactness
+  against pycocotools: tests/test_masks.py, test_segmentation_build.py)."""
+  builder, examples = built
+  from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
+  anns = {str(a["id"]): a for name in FILES["train"]
+          for a in _load(name)["annotations"]}
+  n_masks = 0
+  for ex in examples.values():
+    if "objects" not in ex or not len(ex["objects"]["id"]):
+      continue
+    for oid, mask in zip(ex["objects"]["id"], ex["objects"]["mask"]):
+      seg = anns.get(oid.decode(), {}).get("segmentation")
+      h, w = mask.shape[:2]
+      if seg is None:
+        assert not mask.any()  # No segmentation: an empty mask.
+        continue
+      rle = mask_utils.frPyObjects(seg, h, w)
+      want = mask_utils.decode(mask_utils.merge(rle) if isinstance(rle, list)
+                               else rle)
+      assert (mask[..., 0] == want).all(), oid
+      n_masks += 1
+  assert n_masks == 2
   report = helpers.report(builder)
-  ah.find_problem(report, "instances_train2017.json", "segmentation",
+  ah.find_problem(report, "instances_train2017.json", "no segmentation",
                   kind="warning")
   assert not ah.problems(report, "rejected")
   assert not ah.problems(report, "changed")

@@ -153,8 +153,9 @@ def test_folder_pairs_build_and_load(tmp_path):
   feature = builder.info.features["segmentation_mask"]
   assert feature.shape == (None, None, 1) and feature.encoding_format == "png"
   assert "objects" not in builder.info.features
-  assert builder.info.metadata["class_names"] == ["bg", "cat", "dog"] or (
-      builder.info.metadata.get("mask_classes") == ["bg", "cat", "dog"])
+  assert builder.info.metadata["class_names"] == ["bg", "cat", "dog"]
+  assert "label" not in builder.info.features
+  assert builder.info.supervised_keys == ("image", "segmentation_mask")
   got = {}
   for split, expected in (("train", want), ("validation", want_val)):
     for ex in tfds.as_numpy(tfds.load("my_images", data_dir=str(tmp_path / "out"),
@@ -171,14 +172,15 @@ def test_show_draws_masks_over_the_image(coco, tmp_path):
   _, _, builder = coco
   out = tmp_path / "grid.png"
   assert cli.main(["show", str(builder.data_path), "-o", str(out), "--tile",
-                   "40", "-n", "3", "--split", "validation"]) == cli.EXIT_OK
+                   "256", "-n", "3", "--split", "validation"]) == cli.EXIT_OK
   canvas = np.asarray(Image.open(out).convert("RGB")).astype(int)
-  # v.jpg (24x16) fills its 40 px tile 40 wide, 26.7 high: a pixel well
-  # inside the polygon is tinted in the dog colour, one far outside is not.
-  x0, y0, w, h = visualize.Grid(1, tile=40).placement(0, 24, 16)
+  # v.jpg (24x16) in its 256 px tile: a pixel well inside the polygon (and
+  # away from the box's outline and name) is tinted in the dog colour, one
+  # far outside is not.
+  x0, y0, w, h = visualize.Grid(1, tile=256).placement(0, 24, 16)
   (ex,) = tfds.as_numpy(builder.as_dataset(split="validation"))
   image = ex["image"].astype(int)
-  inside, outside = (6, 8), (20, 14)  # (x, y) in the image.
+  inside, outside = (10, 9), (20, 14)  # (x, y) in the image.
   for (x, y), tinted in ((inside, True), (outside, False)):
     cx, cy = int(x0 + (x + 0.5) * w / 24), int(y0 + (y + 0.5) * h / 16)
     pixel, plain = canvas[cy, cx], image[y, x]
