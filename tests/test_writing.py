@@ -342,3 +342,34 @@ def test_image_changed_before_it_is_written_fails_naming_it(
     helpers.build(tmp_path / "in", tmp_path / "out")
   assert str(victim) in str(e.value)
   assert not list((tmp_path / "out").rglob("*.tfrecord*"))
+
+
+@pytest.mark.parametrize("what", ["instance masks", "label image"])
+def test_masks_same_bytes_as_tfds(what):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import images  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import masks  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import records  # pylint: disable=g-import-not-at-top
+  png = masks.encode_png(np.eye(30, 40, dtype=np.uint8))
+  if what == "instance masks":
+    objs = (records.ObjectRecord(box=(0.2, 0.1, 1.0, 0.5), label=1,
+                                 segmentation=0),
+            records.ObjectRecord(box=(0.2, 0.1, 0.4, 0.5), label=0))
+    rec = records.ImageRecord(key="a.jpg", path="/d/a.jpg", file_name="a.jpg",
+                              split="train", source="x.json", objects=objs)
+    pngs, label_image = (png, masks.empty_png(30, 40)), None
+  else:
+    rec = records.ImageRecord(key="a.jpg", path="/d/a.jpg", file_name="a.jpg",
+                              split="train", source="/d/a.jpg",
+                              mask_path="/d/m.png", mask_classes=2)
+    pngs, label_image = (), png
+  schema = features.Schema.from_records([rec])
+  fd = schema.features_dict()
+  features.set_class_names(fd, ["cat", "dog"])
+  serializer = writing.Serializer.for_features(fd)
+  assert serializer is not None
+  image = images.LoadedImage(
+      data=b"\xff\xd8 not checked", format="jpeg", source_format="JPEG",
+      width=40, height=30, display_width=40, display_height=30)
+  example = schema.to_example(rec, image, rec.objects, pngs, label_image)
+  assert serializer.serialize(example) == _tfds_bytes(fd, example)
