@@ -223,3 +223,33 @@ def test_tfds_build_rotated_and_resized_masks(tmp_path):
   turned = np.rot90(mask_utils.decode(rle), k=-1)
   np.testing.assert_array_equal(ex["objects"]["mask"][0][..., 0],
                                 _nearest(turned, 16, 12))
+
+
+# Model Garden, official/vision/dataloaders/segmentation_input.py: Decoder.
+SEGMENTATION_SPEC = {
+    "image/encoded": tf.io.FixedLenFeature((), tf.string, default_value=""),
+    "image/height": tf.io.FixedLenFeature((), tf.int64, default_value=0),
+    "image/width": tf.io.FixedLenFeature((), tf.int64, default_value=0),
+    "image/segmentation/class/encoded":
+        tf.io.FixedLenFeature((), tf.string, default_value=""),
+}
+
+
+def test_model_garden_folder_pairs_parse_with_segmentation_decoder(tmp_path):
+  want = _pairs(tmp_path / "in", n=3)
+  builder = helpers.build(tmp_path / "in", tmp_path / "out", config=(
+      MyImagesConfig(name="mg", output_format="model_garden")))
+  n = 0
+  for examples in shard_examples(builder).values():
+    for s in examples:
+      p = tf.io.parse_single_example(s, SEGMENTATION_SPEC)
+      name = tf.train.Example.FromString(s).features.feature[
+          "image/filename"].bytes_list.value[0].decode()
+      # As segmentation_input.Parser._prepare_image_and_label reads it.
+      label = tf.io.decode_image(p["image/segmentation/class/encoded"],
+                                 channels=1)
+      label = tf.reshape(label, (1, p["image/height"], p["image/width"]))
+      np.testing.assert_array_equal(label.numpy()[0],
+                                    want[name.rsplit("/", 1)[1][:-4]])
+      n += 1
+  assert n == 3
