@@ -57,7 +57,6 @@ _TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 _TURNS = {5, 6, 7, 8}  # Orientations that swap width and height.
-PNG_LEVEL = 1  # zlib level: masks are long runs, level 1 is ~as small.
 
 
 class MaskError(ValueError):
@@ -300,7 +299,9 @@ def _read_at(f, offset: int) -> bytes:
 def encode_png(mask: np.ndarray) -> bytes:
   """One-channel 8-bit PNG of an HxW uint8 array."""
   buf = io.BytesIO()
-  Image.fromarray(mask, "L").save(buf, "PNG", compress_level=PNG_LEVEL)
+  # Pillow's default zlib level: on 256 px polygon masks, 1.5x smaller than
+  # level 1 for about the same time.
+  Image.fromarray(mask, "L").save(buf, "PNG")
   return buf.getvalue()
 
 
