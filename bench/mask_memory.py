@@ -126,6 +126,46 @@ def _scan_step(path: str) -> None:
                     "images": len(result.records), "objects": objects}))
 
 
+def _measure(cmd: list[str], work: str) -> dict:
+  """`run.measure`, with the build's output going to files.
+
+  `run.measure` reads the child's pipes only once it has ended: a build long
+  enough to write more than a pipe's 64 KB of progress bars blocks on its
+  stderr (seen here at 200k, the scan with masks taking minutes).
+  """
+  import psutil  # pylint: disable=g-import-not-at-top
+  wrapper = [sys.executable, "-c", (
+      "import resource, subprocess, sys, json;"
+      "rc = subprocess.call(sys.argv[1:]);"
+      "ru = resource.getrusage(resource.RUSAGE_CHILDREN);"
+      "print(json.dumps({'rc': rc, 'max1': ru.ru_maxrss * 1024,"
+      " 'cpu': ru.ru_utime + ru.ru_stime}))")] + cmd
+  log = os.path.join(work, "build.log")
+  t0 = time.perf_counter()
+  with open(log, "w") as err, open(log + ".out", "w") as out:
+    proc = subprocess.Popen(wrapper, env=run_lib._ENV, stdout=out, stderr=err)  # pylint: disable=protected-access
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+      try:
+        total = 0
+        for p in ps.children(recursive=True):
+          try:
+            total += p.memory_full_info().pss
+          except psutil.Error:
+            continue
+        peak = max(peak, total)
+      except psutil.Error:
+        break
+      time.sleep(0.1)
+  wall = time.perf_counter() - t0
+  info = json.loads(open(log + ".out").read().strip().splitlines()[-1])
+  if info["rc"] != 0:
+    raise RuntimeError(f"{' '.join(cmd)} failed, see {log}")
+  return {"wall": wall, "peak_rss": peak, "max1": info["max1"],
+          "cpu": info["cpu"], "load": os.getloadavg()[0]}
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--images", type=int, default=200_000)
@@ -159,9 +199,9 @@ def main():
       dest = os.path.join(args.work, "out_" + name.replace(" ", "_"))
       shutil.rmtree(dest, ignore_errors=True)
       manual = os.path.dirname(os.path.dirname(files[name]))
-      m = run_lib.measure([run_lib.TFDS, "build", "my_images", "--imports",
-                           "image_folder_tfds", "--manual_dir", manual,
-                           "--data_dir", dest])
+      m = _measure([run_lib.TFDS, "build", "my_images", "--imports",
+                    "image_folder_tfds", "--manual_dir", manual,
+                    "--data_dir", dest], args.work)
       print(f"build, {name}: wall {m['wall']:.1f} s, cpu {m['cpu']:.1f} s,"
             f" peak tree PSS {m['peak_rss'] / 2**30:.2f} GiB, largest process"
             f" RSS {m['max1'] / 2**30:.2f} GiB, load {m['load']:.1f}",
