@@ -411,6 +411,8 @@ def dense_numpy_sequences(feature_dict: tfds.features.FeaturesDict) -> None:
             and not getattr(leaf, "_encoded_to_bytes", True)):
           leaf.decode_batch_example_np = functools.partial(
               _dense_batch, np.dtype(leaf.np_dtype), shape)
+        elif type(leaf) is f.Image:  # Instance masks: (n, h, w, 1).
+          leaf.decode_batch_example_np = functools.partial(_image_batch, leaf)
 
 
 def _leaves(feature):
@@ -419,6 +421,15 @@ def _leaves(feature):
       yield from _leaves(sub)
   else:
     yield feature
+
+
+def _image_batch(leaf, batch) -> np.ndarray:
+  """The images of one example's objects, stacked as `tfds.load` gives them
+  (an image without objects: shape (0, 0, 0, channels))."""
+  images = [leaf.decode_example_np(b) for b in batch]
+  if not images:
+    return np.zeros((0, 0, 0, leaf.shape[-1]), np.dtype(leaf.np_dtype))
+  return np.stack(images)
 
 
 def _dense_batch(dtype, shape, batch) -> np.ndarray:
