@@ -146,6 +146,7 @@ def entry(data: bytes, image: images_lib.LoadedImage | None,
       "source_format": image.source_format, "width": image.width,
       "height": image.height, "display_width": image.display_width,
       "display_height": image.display_height, "notes": list(image.notes),
+      "orientation": image.orientation,  # Masks are turned by it (masks.py).
   }).encode()
 
 
@@ -175,11 +176,16 @@ def decode(value: bytes, data: bytes, options: images_lib.ImageOptions
           and isinstance(obj.get("source_format"), str)
           and isinstance(notes, list) and all(isinstance(n, str) for n in notes)):
     raise ValueError("bad fields")
+  orientation = obj.get("orientation")
+  if orientation is not None and (type(orientation) is not int
+                                  or not 2 <= orientation <= 8):
+    raise ValueError("bad orientation")
   return images_lib.LoadedImage(
       data=data if options.keep_bytes else None, format=obj["format"],
       source_format=obj["source_format"], width=obj["width"],
       height=obj["height"], display_width=obj["display_width"],
-      display_height=obj["display_height"], notes=tuple(notes))
+      display_height=obj["display_height"], notes=tuple(notes),
+      orientation=orientation)
 
 
 def verify(path: str) -> list[str]:

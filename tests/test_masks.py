@@ -323,3 +323,15 @@ def test_folder_pairs_need_a_labels_file(tmp_path):
   (tmp_path / "labels.txt").unlink()
   with pytest.raises(records.InputError, match="needs a labels file"):
     readers.scan(tmp_path, "auto", readers.ReadOptions(split_fractions={}))
+
+
+def test_check_cache_keeps_the_orientation_masks_turn_by():
+  from image_folder_tfds import check_cache  # pylint: disable=g-import-not-at-top
+  options = images.ImageOptions(keep_bytes=False)
+  pixels = Image.fromarray(np.zeros((30, 40, 3), np.uint8))
+  buf = io.BytesIO()
+  pixels.save(buf, "PNG", exif=_exif(6))
+  image = images.load_image(buf.getvalue(), options)
+  assert image.orientation == 6
+  value = check_cache.entry(buf.getvalue(), image, None, options)
+  assert check_cache.decode(value, buf.getvalue(), options) == image

@@ -93,7 +93,7 @@ def test_outcome_crosses_the_pipe_whole():
   problem = records.Problem(file="/p", reason="r", kind="converted")
   obj = records.ObjectRecord(box=(0.1, 0.2, 0.3, 0.4), label=1)
   for outcome in (pipeline.Outcome(rec, image, (obj,), (problem,), 1234,
-                                   (b"png",), b"mask"),
+                                   masks=(b"png",), segmentation_mask=b"m"),
                   pipeline.Outcome(rec, None, (), (problem,))):
     packed = pickle.loads(pickle.dumps(pipeline._pack(outcome)))  # pylint: disable=protected-access
     assert pipeline._unpack(rec, packed) == outcome  # pylint: disable=protected-access
