@@ -2,7 +2,7 @@
 
 Pixel coordinates are normalized by the image size as displayed (EXIF
 orientation applied), read from the image itself, so annotations drawn on the
-displayed image stay on the same pixels. Rules (README "Annotation checks"):
+displayed image stay on the same pixels. Rules (docs/bad_input.md, "Annotation checks"):
 
 * a box that overshoots [0, 1] by less than one pixel is clipped (reported as
   changed); any other out-of-range box, a box with min > max, or a NaN or

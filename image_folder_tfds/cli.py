@@ -99,7 +99,7 @@ def parse_config(text: str | None):
   unknown = sorted(set(values) - names)
   if unknown:
     raise CommandError(
-        f"--config: unknown option(s) {unknown}; see README 'Options'",
+        f"--config: unknown option(s) {unknown}; see docs/options.md",
         EXIT_USAGE)
   try:
     return MyImagesConfig(**values)

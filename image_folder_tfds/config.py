@@ -15,8 +15,7 @@ from image_folder_tfds.readers import common
 
 LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv", "mask_pairs")
 # "tfds": our own nested features; "model_garden": the flat keys Model Garden
-# and the TF Object Detection API parse (README "Model Garden and Object
-# Detection API").
+# and the TF Object Detection API parse (docs/model_garden.md).
 OUTPUT_FORMATS = ("tfds", "model_garden")
 DEFAULT_SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 # Pillow's own limit (Image.MAX_IMAGE_PIXELS): above it Pillow warns of a
@@ -39,8 +38,8 @@ class MyImagesConfig(tfds.core.BuilderConfig):
       to the manual dir or absolute.
     source_url: URL of a `.tar.gz`/`.tgz`/`.tar`/`.zip` of class folders,
       downloaded and extracted by TFDS instead of reading `--manual_dir`; its
-      size and sha256 are registered by `--register_checksums` (README
-      "Versioned releases").
+      size and sha256 are registered by `--register_checksums` (docs/releases.md,
+      "Remote sources and checksums").
     labels_file: Class list, one name per line (index = line number from 0).
       Relative to the manual dir; default `labels.txt` there if present.
     split_fractions: For inputs without their own split, the fraction of
@@ -51,7 +50,7 @@ class MyImagesConfig(tfds.core.BuilderConfig):
     strict: Fail the build at the first rejected or changed input.
     num_workers: Processes reading and checking images; 0 reads in the main
       process, None uses one per core.
-    kind: Which features the dataset stores (README "What is stored"):
+    kind: Which features the dataset stores (docs/features.md):
       "auto" (found from the data: "keypoints" when an object has keypoints,
       else "detection" when an image has objects, else "classification"),
       or one of those to pin it, for example to keep one schema across

@@ -2,7 +2,7 @@
 
 Nested keys flatten to `objects/bbox`, `objects/keypoints/x`, ... in the
 stored `tf.train.Example`s. Fields of seed 001's schema map as documented in
-README.md ("What is stored").
+docs/features.md.
 """
 
 from __future__ import annotations
