@@ -39,9 +39,7 @@ import warnings
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-# README.md joins once its reference text has moved to docs/ (its snippets
-# still name placeholder folders such as DIR).
-PAGES = sorted((REPO / "docs").glob("*.md"))
+PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SAMPLES = ("animal_photos", "coco", "voc", "csv", "seed001")
 LANGUAGES = {"bash": "bash", "sh": "bash", "python": "python"}
 BLOCK_TIMEOUT = 600  # Seconds; a block of the docs builds a few tiny datasets.

@@ -29,3 +29,11 @@ def test_committed_pictures_are_what_the_script_draws(tmp_path):
           f"docs/images/{name} is not what the code draws today: run"
           " `python docs/make_pictures.py` and commit docs/images/")
 
+
+
+def test_every_picture_is_shown_in_the_docs():
+  pages = "\n".join(p.read_text(encoding="utf-8")
+                    for p in [REPO / "README.md", *REPO.glob("docs/*.md")])
+  unused = [p.name for p in IMAGES.glob("*.png")
+            if f"images/{p.name}" not in pages]
+  assert not unused, f"pictures no page shows: {unused}"
