@@ -299,7 +299,6 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     """
     config: MyImagesConfig = self.builder_config
     pool = getattr(self, "_pool", None)
-    cache = getattr(self, "_cache", None)
     if pool is not None:  # In this process, with the check cache if any.
       check = lambda rec: next(pool.map([rec], in_process=True))
     else:
@@ -316,12 +315,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         kept[split] = (recs, checked)
         continue
       for outcome in checked:
-        if cache is not None:
-          cache.record(outcome.cache)
-        for p in outcome.problems:
-          self._report.add(p)
-          if config.strict:
-            _check_strict(p)
+        self._take(outcome)
     if not kept:
       rejected = [p for p in self._report.problems
                   if p.kind == "rejected" and p.counts_as_input]
@@ -357,18 +351,23 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     else:
       outcomes = pipeline.process_all(rest, options, config.num_workers)
     for outcome in itertools.chain(checked, outcomes):
-      if cache is not None:
-        cache.record(outcome.cache)
-      for p in outcome.problems:
-        self._report.add(p)
-        if config.strict:
-          _check_strict(p)
+      self._take(outcome)
       if outcome.image is None:
         continue
       self._class_counts[outcome.record.split][outcome.record.label] += 1
       yield outcome.record.key, self._serialized(self._encode(outcome), outcome)
     if cache is not None:
       cache.flush()  # A build killed later keeps this split's checks.
+
+  def _take(self, outcome: pipeline.Outcome) -> None:
+    """Records a checked image: its cache entry, its problems (strict stops)."""
+    cache = getattr(self, "_cache", None)
+    if cache is not None:
+      cache.record(outcome.cache)
+    for p in outcome.problems:
+      self._report.add(p)
+      if self.builder_config.strict:
+        _check_strict(p)
 
   def _serialized(self, example: dict, outcome: pipeline.Outcome):
     """TFDS's encode + serialize cost ~400 us an example: ours ~40 us.
