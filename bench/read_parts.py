@@ -1,7 +1,9 @@
 """TFDS's reading pipeline taken apart, against a raw TFRecord reader.
 
 Reads the train split of a built `my_images` dataset (image only, decoded)
-through pipelines that add TFDS's pieces one at a time, and prints
+through pipelines that add TFDS's pieces one at a time (its parser, its
+decoder, `as_dataset` with and without its auto-cache of datasets under
+250 MiB and its 16-file interleave), and prints
 examples/s (median of interleaved repeats, after an untimed pass of each):
 
     python bench/read_parts.py /tmp/ift_bench/read_classification_5000 [repeats]
@@ -51,6 +53,18 @@ def main(data_dir: str, repeats: int = 3) -> dict[str, float]:
               tfds_parse, num_parallel_calls=auto),
       "builder.as_dataset(PartialDecoding image)":
           lambda: builder.as_dataset(split="train", decoders=partial),
+      "the same, ReadConfig(try_autocache=False)":
+          lambda: builder.as_dataset(
+              split="train", decoders=partial,
+              read_config=tfds.ReadConfig(try_autocache=False)),
+      "the same, and interleave_cycle_length=1":
+          lambda: builder.as_dataset(
+              split="train", decoders=partial,
+              read_config=tfds.ReadConfig(try_autocache=False,
+                                          interleave_cycle_length=1)),
+      "raw, then .cache() (what TFDS's auto-cache adds)":
+          lambda: tf.data.TFRecordDataset(files).map(
+              raw_parse, num_parallel_calls=auto).cache(),
   }
   rates: dict[str, list[float]] = {name: [] for name in pipelines}
   names = list(pipelines)
