@@ -232,3 +232,37 @@ class CocoBuilderTest(tfds.testing.DatasetBuilderTestCase):
   EXAMPLE_DIR = str(ROOT)
   SPLITS = {"train": 3, "validation": 2}
   SKIP_CHECKSUMS = True
+
+
+def test_scan_keeps_records_packed_and_equal_to_the_objects():
+  """The COCO scan keeps its records pickled (`records.PackedRecords`): they
+  read back equal, by split in input order, at a fraction of their size as
+  Python objects."""
+  from image_folder_tfds import readers
+  from image_folder_tfds import records
+  scan = readers.scan(str(ROOT), "auto",
+                      readers.common.ReadOptions(split_fractions={}))
+  recs = scan.records
+  assert isinstance(recs, records.PackedRecords)
+  every = list(recs)
+  assert [r.split for r in every] == scan.split_names()
+  assert recs[0] == every[0] and recs[-1] == every[-1]
+  assert recs[1:3] == every[1:3]
+  _, expected = _expected()
+  assert {r.file_name for r in every} == set(expected)
+  for r in every:
+    split, _, objs = expected[r.file_name]
+    assert r.split == split
+    assert {o.id for o in r.objects} == set(objs)
+  parts = scan.by_split()
+  assert {s: list(p) for s, p in parts.items()} == {
+      s: [r for r in every if r.split == s] for s in dict.fromkeys(
+          r.split for r in every)}
+  assert all(isinstance(p, records.PackedRecords) for p in parts.values())
+  # Pickled, an image with its objects is a few hundred bytes.
+  with_objects = [r for r in every if len(r.objects) >= 2]
+  assert with_objects
+  packed = records.PackedRecords(with_objects)
+  assert list(packed) == with_objects
+  assert max(len(b) for b in packed._blobs) < 400 * (  # pylint: disable=protected-access
+      1 + max(len(r.objects) for r in with_objects))

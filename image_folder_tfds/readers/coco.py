@@ -22,6 +22,7 @@ import collections
 import dataclasses
 import json
 import os
+import pickle
 import re
 
 import ijson
@@ -145,7 +146,9 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   groups: dict[str | None, list[str]] = collections.defaultdict(list)
   for path in files:
     groups[_split_of(path)].append(path)
-  recs: list[records.ImageRecord] = []
+  # Kept pickled (`records.PackedRecords`): ~0.65 KB an image with 4 objects
+  # instead of ~3 KB as objects.
+  recs = records.PackedRecords()
   store = _LazyStore()
   for file_split, paths in groups.items():
     recs.extend(_read_group(paths, file_split, root, options, categories,
@@ -228,8 +231,10 @@ def _read_group(paths, file_split, root, options, categories, classes,
       images[iid] = dict(image, file=path)
       order.append(iid)
 
-  objects: dict[str, dict[str, records.ObjectRecord]] = (
-      collections.defaultdict(dict))
+  # image id -> {object key: the ObjectRecord, pickled}: the objects of every
+  # image are held until the images are made (the same annotation may come
+  # again from another file), ~150 bytes each pickled, ~350 as objects.
+  objects: dict[str, dict[str, bytes]] = collections.defaultdict(dict)
   unknown_fields: dict[str, set] = collections.defaultdict(set)
   segmentations = collections.Counter()  # Per file: objects with one.
   without = collections.Counter()  # Per file: objects without one.
@@ -273,12 +278,14 @@ def _read_group(paths, file_split, root, options, categories, classes,
       key = obj.id or item
       known = objects[iid].get(key)
       if known is None:
-        objects[iid][key] = obj
-      elif obj.keypoints and not known.keypoints:
+        objects[iid][key] = _pack(obj)
+        continue
+      known = pickle.loads(known)
+      if obj.keypoints and not known.keypoints:
         # person_keypoints_* repeats the instances_* annotation with keypoints.
         if obj.segmentation < 0 and known.segmentation >= 0:
           obj = dataclasses.replace(obj, segmentation=known.segmentation)
-        objects[iid][key] = obj
+        objects[iid][key] = _pack(obj)
       elif known.keypoints or not _same(obj, known, store):
         if known.keypoints and not obj.keypoints:
           continue  # The same annotation without keypoints: nothing new.
@@ -299,7 +306,6 @@ def _read_group(paths, file_split, root, options, categories, classes,
           reason="annotation fields that are not stored: "
           + ", ".join(sorted(names))))
 
-  recs = []
   for iid in order:
     image = images[iid]
     path = image["file"]
@@ -319,15 +325,18 @@ def _read_group(paths, file_split, root, options, categories, classes,
                                    path, f"image {iid}", split, problems)
     extra = {k: v for k, v in image.items()
              if k not in _IMAGE_FIELDS and k != "file"}
-    objs = tuple(objects.pop(iid, {}).values())
-    recs.append(records.ImageRecord(
+    objs = tuple(pickle.loads(b) for b in objects.pop(iid, {}).values())
+    yield records.ImageRecord(
         key=rel, path=abs_path, file_name=rel, split=split, source=path,
         id=str(iid), objects=objs, coords="pixel", size=size,
         segmentation_file=store.store.path if any(
             o.segmentation >= 0 for o in objs) else "",
         extra=json.dumps(extra, sort_keys=True, ensure_ascii=False)
-        if extra else ""))
-  return recs
+        if extra else "")
+
+
+def _pack(obj: records.ObjectRecord) -> bytes:
+  return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _object(ann, categories, classes, store) -> records.ObjectRecord:

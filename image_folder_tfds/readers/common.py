@@ -52,7 +52,8 @@ class ReadOptions:
 class ScanResult:
   layout: str  # Human-readable description of what was detected.
   class_names: list[str]
-  records: Sequence[records.ImageRecord]  # A list, or `FolderRecords`.
+  # A list, `FolderRecords` or `PackedRecords`.
+  records: Sequence[records.ImageRecord]
   problems: list[records.Problem]
   # Keypoint names per class (COCO categories), kept in `info.metadata`.
   keypoint_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
@@ -61,13 +62,13 @@ class ScanResult:
 
   def split_names(self) -> list[str]:
     """The split of each record, in order."""
-    if isinstance(self.records, records.FolderRecords):
+    if isinstance(self.records, (records.FolderRecords, records.PackedRecords)):
       return self.records.split_names()  # Without making the records.
     return [r.split for r in self.records]
 
   def by_split(self) -> dict[str, Sequence[records.ImageRecord]]:
     """The records of each split, in input order."""
-    if isinstance(self.records, records.FolderRecords):
+    if isinstance(self.records, (records.FolderRecords, records.PackedRecords)):
       return self.records.by_split()
     out: dict[str, list[records.ImageRecord]] = {}
     for r in self.records:
