@@ -36,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import psutil
@@ -65,9 +66,12 @@ def measure(cmd: list[str], cwd: str | None = None,
       " 'cpu': ru.ru_utime + ru.ru_stime, 'written': ru.ru_oublock * 512}),"
       " file=sys.stderr)")] + cmd
   t0 = time.perf_counter()
+  # The output goes to files, read at the end: a pipe read only at the end
+  # blocks the child once it holds 64 KB (a long build's progress bars).
+  out_file = tempfile.TemporaryFile("w+")
+  err_file = tempfile.TemporaryFile("w+")
   proc = subprocess.Popen(wrapper, cwd=cwd, env=env or _ENV,
-                          stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+                          stdout=out_file, stderr=err_file, text=True)
   ps = psutil.Process(proc.pid)
   peak = 0
   while proc.poll() is None:
@@ -85,8 +89,12 @@ def measure(cmd: list[str], cwd: str | None = None,
     except psutil.Error:
       break
     time.sleep(0.1)
-  out, err = proc.communicate()
+  proc.wait()
   wall = time.perf_counter() - t0
+  with out_file, err_file:
+    out_file.seek(0)
+    err_file.seek(0)
+    out, err = out_file.read(), err_file.read()
   last = err.strip().splitlines()[-1] if err.strip() else "{}"
   info = json.loads(last)
   if info.get("rc") != 0 and not allow_failure:

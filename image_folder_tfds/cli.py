@@ -139,6 +139,9 @@ def _label_map(args) -> int:
         f" {stored}; a label map with another offset would name the wrong"
         " classes", EXIT_USAGE)
   out = args.out or find_dataset_dir(args.dataset)
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise CommandError(f"--out {out}: exists and is not a folder", EXIT_USAGE)
+  os.makedirs(out, exist_ok=True)  # `--out new/folder`, as `tfds build` does.
   metadata = builder.info.metadata or {}
   pbtxt, label_csv, labels = label_map.write(
       out, names, offset, metadata.get("keypoint_names"))

@@ -32,9 +32,6 @@ import io
 import os
 import struct
 import sys
-import tempfile
-import threading
-import weakref
 
 import numpy as np
 from PIL import Image
@@ -45,7 +42,6 @@ from image_folder_tfds import records
 # (COCO's counts string).
 POLYGONS, RLE_COUNTS, RLE_STRING = b"P", b"U", b"C"
 _HEADER = struct.Struct("<cIII")  # kind, height, width, n (parts / counts / bytes).
-_LENGTH = struct.Struct("<I")
 # PIL transposes of EXIF orientations 2..8, as `ImageOps.exif_transpose`.
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -230,67 +226,21 @@ def decode(blob: bytes, height: int, width: int) -> np.ndarray:
 # --- The spill file (scan: write; workers: read) -----------------------------
 
 
-class SegmentationStore:
-  """Blobs appended to a temporary file; each is found by its offset.
+class SegmentationStore(records.SpillFile):
+  """The objects' segmentations, spilled by the COCO scan (a `SpillFile`).
 
-  The file is deleted when the store is garbage-collected or the process
-  exits. Records hold its path (`ImageRecord.segmentation_file`) and each
-  object the offset of its blob (`ObjectRecord.segmentation`).
+  Records hold its path (`ImageRecord.segmentation_file`, a
+  `records.SpillPath` that keeps the file alive) and each object the offset
+  of its blob (`ObjectRecord.segmentation`); the workers read them with
+  `read_blob`.
   """
 
   def __init__(self):
-    fd, path = tempfile.mkstemp(prefix="my_images_segmentation_",
-                                suffix=".bin")
-    self.path = StorePath(path)
-    self.path.store = self
-    self._file = os.fdopen(fd, "w+b")
-    self._size = 0
-    self._lock = threading.Lock()
-    self._finalizer = weakref.finalize(self, _remove, self._file, path)
-
-  def add(self, blob: bytes) -> int:
-    with self._lock:
-      offset = self._size
-      self._file.write(_LENGTH.pack(len(blob)))
-      self._file.write(blob)
-      self._size += _LENGTH.size + len(blob)
-    return offset
-
-  def get(self, offset: int) -> bytes:
-    with self._lock:
-      self._file.flush()
-      return read_blob(self.path, offset)
-
-  def finish(self) -> None:
-    """Everything written is readable by other processes."""
-    self._file.flush()
+    super().__init__("my_images_segmentation_")
 
 
-class StorePath(str):
-  """The store's path; keeps the store (and its file) alive while a record
-  holds it. Pickles as a plain `str` (to the workers, which only read)."""
-
-  def __reduce__(self):
-    return (str, (str(self),))
-
-
-def _remove(file, path: str) -> None:
-  file.close()
-  try:
-    os.unlink(path)
-  except FileNotFoundError:
-    return
-
-
-def read_blob(path: str, offset: int) -> bytes:
-  with open(path, "rb") as f:
-    return _read_at(f, offset)
-
-
-def _read_at(f, offset: int) -> bytes:
-  f.seek(offset)
-  (size,) = _LENGTH.unpack(f.read(_LENGTH.size))
-  return f.read(size)
+read_blob = records.read_blob
+_read_at = records.read_at
 
 
 # --- Masks of one image (in the worker) ---------------------------------------

@@ -70,8 +70,7 @@ def test_label_map_of_a_built_dataset(folders_dataset, tmp_path, capsys):
       "1,ant\n2,cat dog\n3,zebra\n")
   assert "ids 1...3" in capsys.readouterr().out
 
-  other = tmp_path / "lm"
-  other.mkdir()
+  other = tmp_path / "lm" / "new"  # Made by the command, as `mkdir -p`.
   assert cli.main(["label-map", str(builder.data_path), "--offset", "0",
                    "--out", str(other)]) == cli.EXIT_OK
   text = (other / "label_map.pbtxt").read_text()
@@ -79,6 +78,11 @@ def test_label_map_of_a_built_dataset(folders_dataset, tmp_path, capsys):
   assert (other / "label_map.csv").read_text() == "0,ant\n1,cat dog\n2,zebra\n"
   assert cli.main(["label-map", str(builder.data_path), "--offset", "-1",
                    "--out", str(other)]) == cli.EXIT_USAGE
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  assert cli.main(["label-map", str(builder.data_path), "--out",
+                   str(a_file)]) == cli.EXIT_USAGE
+  assert "exists and is not a folder" in capsys.readouterr().err
 
 
 def test_label_map_of_a_model_garden_dataset_keeps_its_offset(tmp_path, capsys):

@@ -259,10 +259,60 @@ def test_scan_keeps_records_packed_and_equal_to_the_objects():
       s: [r for r in every if r.split == s] for s in dict.fromkeys(
           r.split for r in every)}
   assert all(isinstance(p, records.PackedRecords) for p in parts.values())
-  # Pickled, an image with its objects is a few hundred bytes.
-  with_objects = [r for r in every if len(r.objects) >= 2]
-  assert with_objects
-  packed = records.PackedRecords(with_objects)
-  assert list(packed) == with_objects
-  assert max(len(b) for b in packed._blobs) < 400 * (  # pylint: disable=protected-access
-      1 + max(len(r.objects) for r in with_objects))
+  # Packed, an image is a few hundred bytes, an object ~100 (+ keypoints).
+  for r in every:
+    assert len(records.pack_record(r)) < 400 + sum(
+        120 + 40 * len(o.keypoints) for o in r.objects), r
+    for o in r.objects:
+      assert records.unpack_object(records.pack_object(o)) == o
+  assert any(o.keypoints for r in every for o in r.objects)
+  assert any(o.segmentation >= 0 for r in every for o in r.objects)
+
+
+def test_annotations_merged_by_id_across_files_and_repeats_reported(tmp_path):
+  """One split's `instances_*` and `person_keypoints_*` give one object per
+  annotation id (the keypoints taken, the mask of either); an id repeated
+  with other values is reported and its first values kept; an exact repeat
+  is one object. Objects keep the order they were first read in."""
+  root = tmp_path / "coco"
+  images = [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30},
+            {"id": 2, "file_name": "b.jpg", "width": 40, "height": 30}]
+  cats = [{"id": 1, "name": "person", "keypoints": ["nose", "eye"]},
+          {"id": 2, "name": "cup"}]
+  square = [[2.0, 2.0, 12.0, 2.0, 12.0, 12.0, 2.0, 12.0]]
+  instances = [
+      {"id": 10, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10],
+       "area": 100.0, "iscrowd": 0, "segmentation": square},
+      {"id": 11, "image_id": 2, "category_id": 2, "bbox": [2, 2, 5, 5],
+       "area": 25.0, "iscrowd": 0},
+      {"id": 12, "image_id": 1, "category_id": 2, "bbox": [5, 5, 5, 5],
+       "area": 25.0, "iscrowd": 0},
+      {"id": 11, "image_id": 2, "category_id": 2, "bbox": [3, 3, 5, 5],
+       "area": 25.0, "iscrowd": 0},  # Other values: reported, not used.
+      {"id": 12, "image_id": 1, "category_id": 2, "bbox": [5, 5, 5, 5],
+       "area": 25.0, "iscrowd": 0},  # The same again: one object.
+  ]
+  helpers.write_coco(root, "train", images, instances, cats, kind="instances")
+  helpers.write_coco(root, "train", images, [
+      {"id": 10, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10],
+       "area": 100.0, "iscrowd": 0, "num_keypoints": 2,
+       "keypoints": [3, 4, 2, 6, 5, 1]},
+  ], cats)
+  builder = helpers.build(root, tmp_path / "out")
+  got = {ex["file_name"].decode(): ex
+         for ex in helpers.read_split(builder, "train")}
+  a = ah.objects(got["train2017/a.jpg"])
+  assert [(o["id"], o["label"]) for o in a] == [("10", 0), ("12", 1)]
+  want = [(3 / 40, 4 / 30, 2, -1.0), (6 / 40, 5 / 30, 1, -1.0)]
+  assert len(a[0]["keypoints"]) == len(want)
+  for got_kp, want_kp in zip(a[0]["keypoints"], want):
+    assert got_kp == pytest.approx(want_kp, abs=1e-6)
+  assert got["train2017/a.jpg"]["objects"]["mask"].shape[0] == 2
+  assert got["train2017/a.jpg"]["objects"]["mask"][0].sum() > 0  # From instances.
+  b = ah.objects(got["train2017/b.jpg"])
+  assert len(b) == 1
+  assert b[0]["box"] == pytest.approx((2 / 40, 2 / 30, 7 / 40, 7 / 30))
+  twice = [p for p in ah.problems(helpers.report(builder))
+           if "appears twice" in p["reason"]]
+  assert len(twice) == 1 and "object 11" in twice[0]["item"]
+  assert twice[0]["file"].endswith("instances_train2017.json")

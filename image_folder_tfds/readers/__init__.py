@@ -125,10 +125,13 @@ def check_unique_keys(recs: Sequence[records.ImageRecord]) -> None:
   """Fails on the first duplicate example key, naming both sources."""
   if isinstance(recs, records.FolderRecords):
     return  # Relative paths from one walk of the folder: distinct.
-  seen: dict[tuple[str, str], records.ImageRecord] = {}
+  # The source of each key, not the record: records with their objects are
+  # what `records.PackedRecords` keeps out of memory.
+  seen: dict[tuple[str, str], str] = {}
   for r in recs:
-    other = seen.setdefault((r.split, r.key), r)
-    if other is not r:
+    key = (r.split, r.key)
+    if key in seen:
       raise records.InputError(
           f"duplicate example key {r.key!r} in split {r.split!r}: from"
-          f" {other.source} and from {r.source}")
+          f" {seen[key]} and from {r.source}")
+    seen[key] = r.source
