@@ -10,7 +10,11 @@ repeat), each in a fresh `tfds build` process into an empty data dir:
 
 * `clean`: v2 with `check_cache: false`: every image checked (the baseline);
 * `cold`: v2 with the cache on but empty: what filling it costs;
-* `cached`: v2 with a fresh copy of v1's cache: the incremental release.
+* `cached`: v2 with a fresh copy of v1's cache: the incremental release;
+* `floor`: `tfds build` of a trivial builder (ten tiny examples,
+  `bench/trivial_builder.py`): what any `tfds build` costs before its data
+  (starting Python, importing TensorFlow, TFDS and Beam, writing the dataset
+  info). No build, cached or not, can take less.
 
 Every `cached` and `cold` build is checked byte for byte against the `clean`
 build of the same repeat (shards, manifest, card, dataset info; the report
@@ -34,7 +38,7 @@ sys.path.insert(0, BENCH)
 import data as data_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 import run as run_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-CONTENDERS = ("clean", "cold", "cached")
+CONTENDERS = ("clean", "cold", "cached", "floor")
 NOTES = {"1.0.0": "v1.", "1.1.0": "v2: more images."}
 V1 = {"version": "1.0.0", "release_notes": NOTES}
 V2 = {"version": "1.1.0", "release_notes": NOTES}
@@ -131,11 +135,21 @@ def main(argv=None) -> dict:
   }
   runs: dict[str, list[dict]] = {name: [] for name in CONTENDERS}
   for r in range(args.repeats):
-    order = list(CONTENDERS[r % 3:] + CONTENDERS[:r % 3])
+    k = r % len(CONTENDERS)
+    order = list(CONTENDERS[k:] + CONTENDERS[:k])
     outs = {}
     for name in order:
       out = outs[name] = os.path.join(work, f"v2_{name}")
       run_lib._clear(out)  # pylint: disable=protected-access
+      if name == "floor":
+        m = run_lib.measure([run_lib.TFDS, "build", "trivial_images",
+                             "--imports", "bench.trivial_builder",
+                             "--data_dir", out], cwd=run_lib.REPO)
+        m["check_cache"] = None
+        runs[name].append(m)
+        print(f"  {name:<7} run {r + 1}: {m['wall']:7.2f} s  cpu"
+              f" {m['cpu']:6.2f} s  load {m['load']:.1f}", flush=True)
+        continue
       config = dict(V2)
       if name == "clean":
         config["check_cache"] = False
@@ -164,6 +178,8 @@ def main(argv=None) -> dict:
     }
   for s in summary.values():
     s["ratio_to_clean"] = s["wall"] / summary["clean"]["wall"]
+  summary["floor_to_cached"] = (summary["floor"]["wall"]
+                                / summary["cached"]["wall"])
   summary["cached"]["cache_bytes_after"] = _du(
       _cache_dir(os.path.join(work, "v2_cached")))
   results["builds"] = summary
@@ -190,7 +206,8 @@ def markdown(results: dict) -> str:
   for name in CONTENDERS:
     s = b[name]
     cc = s["check_cache"]
-    counts = f"{cc['reused']:,} / {cc['checked']:,}" if cc else "(off)"
+    counts = (f"{cc['reused']:,} / {cc['checked']:,}" if cc else
+              "(no images)" if name == "floor" else "(off)")
     lines.append(
         f"| {name} | {len(s['walls'])} | {s['wall']:.2f} s |"
         f" {' / '.join(f'{w:.2f}' for w in s['walls'])} | {s['cpu']:.1f} |"
