@@ -144,13 +144,15 @@ class Run:
     return last
 
   def kill(self) -> str:
-    """`kill -9`, then the phase it hit, from what was on disk and logged."""
-    finished = self.final.is_dir()
-    info = bool(self.files("dataset_info.json"))
-    marker = self.last_marker()
+    """`kill -9`, then the phase it hit, from what is on disk and logged
+    once the build is dead (read before the kill, a rename that lands
+    between the look and the kill was missed: "finalizing", yet complete)."""
     os.kill(self.proc.pid, signal.SIGKILL)
     self.proc.wait()
     self.log.close()
+    finished = self.final.is_dir()
+    info = bool(self.files("dataset_info.json"))
+    marker = self.last_marker()
     if finished:
       return "done"
     if marker is None:
