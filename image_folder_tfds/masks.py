@@ -240,7 +240,6 @@ class SegmentationStore(records.SpillFile):
 
 
 read_blob = records.read_blob
-_read_at = records.read_at
 
 
 # --- Masks of one image (in the worker) ---------------------------------------
@@ -331,7 +330,7 @@ def instance_masks(record, image, objects):
         pngs.append(empty)
         continue
       try:
-        mask = decode(_read_at(f, obj.segmentation), *declared)
+        mask = decode(records.read_at(f, obj.segmentation), *declared)
         mask = to_stored(mask, display=display, orientation=image.orientation,
                          out=out)
       except MaskError as e:

@@ -215,8 +215,8 @@ def _read_group(paths, file_split, root, options, categories, classes,
   Held while the files are read, for 200k images and 800k objects: the
   images as packed rows (~0.2 KB each), the objects in a temporary file
   (`records.SpillFile`) with two numbers each in memory (image, offset),
-  grouped by image once every file is read (~70 MB instead of ~1 GB as
-  Python objects).
+  grouped by image once every file is read (the whole scan +110 MB,
+  measured, instead of +780 MB as Python objects).
   """
   index: dict[str, int] = {}  # image id -> its row.
   rows: list[bytes] = []  # Packed (iid, file_name, width, height, extra, file).
@@ -309,11 +309,9 @@ def _read_group(paths, file_split, root, options, categories, classes,
 
   # The annotations of each image, in the order they were read.
   spill.finish()
-  by_image = np.argsort(np.frombuffer(of_image, dtype=np.int32)
-                        if of_image else np.zeros(0, np.int32), kind="stable")
-  counts = np.bincount(np.frombuffer(of_image, dtype=np.int32)
-                       if of_image else np.zeros(0, np.int32),
-                       minlength=len(rows))
+  rows_of = np.array(of_image, dtype=np.int32)
+  by_image = np.argsort(rows_of, kind="stable")
+  counts = np.bincount(rows_of, minlength=len(rows))
   ends = np.cumsum(counts)
   for i, packed in enumerate(rows):
     iid, file_name, width, height, extra, path = pickle.loads(packed)
