@@ -198,34 +198,42 @@ class UnsupportedRunnerError(ValueError):
   """A Beam runner known not to run TFDS's Beam pipeline correctly."""
 
 
-# Beam versions whose DaskRunner was seen to mistranslate the pipeline.
-_DASK_RUNNER_CHECKED = (2, 77)
+def is_dask_runner(runner) -> bool:
+  """Whether `runner` (a name or a runner object) is Beam's DaskRunner.
+
+  Decided from the name alone, as Beam's `create_runner` reads it
+  ("DaskRunner", "dask", any case, or a dotted path ending in one of them),
+  or from the class of a runner object: before Beam imports the runner, so
+  the answer does not depend on whether `dask` is installed.
+  """
+  if runner is None:
+    return False
+  if isinstance(runner, str):
+    name = runner.rsplit(".", 1)[-1].lower()
+    return name in ("dask", "daskrunner")
+  return any(cls.__name__ == "DaskRunner" for cls in type(runner).__mro__)
 
 
 def check_runner(download_config) -> None:
   """Refuses, before any work, a runner that would give a wrong dataset.
 
-  Beam's DaskRunner (up to 2.77, the version checked) cannot run TFDS's
-  Beam pipeline (`bench/dask_repro.py`, docs/benchmark.md "Beam on Dask"):
-  it sends a step's tagged output down its main output too (our `Check`
-  step's side output reaches TFDS's `Encode` step as examples), computes
-  only the branch of the last transform (one split, or our side output,
-  would be missing), and recomputes side inputs in every task (TFDS's shard
-  assignment reads one). Other runners are not checked here.
+  Beam's DaskRunner cannot run TFDS's Beam pipeline (`bench/dask_repro.py`,
+  docs/benchmark.md "Beam on Dask"; seen with Beam 2.77 and 2.78): it sends
+  a step's tagged output down its main output too (our `Check` step's side
+  output reaches TFDS's `Encode` step as examples), computes only the branch
+  of the last transform (one split, or our side output, would be missing),
+  and recomputes side inputs in every task (TFDS's shard assignment reads
+  one). Refused for every Beam version, whether or not `dask` is installed,
+  before Beam looks the runner up. Other runners are not checked here.
   """
   options = download_config.beam_options if download_config else None
   runner = download_config.beam_runner if download_config else None
   if options is not None and runner is None:
     from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
     runner = options.view_as(pipeline_options.StandardOptions).runner
-  name = runner if isinstance(runner, str) else type(runner).__name__
-  if runner is None or "DaskRunner" not in name:
+  if not is_dask_runner(runner):
     return
   import apache_beam  # pylint: disable=g-import-not-at-top
-  version = tuple(int(x) for x in apache_beam.__version__.split(".")[:2]
-                  if x.isdigit())
-  if version > _DASK_RUNNER_CHECKED:
-    return  # A newer Beam: not known to be wrong.
   raise UnsupportedRunnerError(
       f"my_images: Beam {apache_beam.__version__}'s DaskRunner cannot run"
       " TFDS's Beam pipeline: it passes the tagged side output of a step"

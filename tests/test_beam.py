@@ -146,15 +146,37 @@ def test_shard_with_missing_records_is_caught(tmp_path, file_format):
 
 
 @pytest.mark.parametrize("runner", [
-    "apache_beam.runners.dask.dask_runner.DaskRunner", "DaskRunner"])
+    "apache_beam.runners.dask.dask_runner.DaskRunner", "DaskRunner", "dask",
+    "DASKRUNNER"])
 def test_dask_runner_is_refused_before_any_work(tmp_path, runner):
-  """Beam 2.77's DaskRunner mistranslates the pipeline (bench/dask_repro.py)."""
+  """Beam's DaskRunner mistranslates the pipeline (bench/dask_repro.py).
+
+  Refused before Beam looks the runner up: with or without `dask`
+  installed (Beam 2.78 imports it to resolve the name), under every name
+  Beam's `create_runner` accepts for it.
+  """
   _data(tmp_path / "in")
   with pytest.raises(beam_lib.UnsupportedRunnerError,
                      match="tagged side output.*dask_repro"):
     _beam_build(tmp_path / "in", tmp_path / "beam", flags=[f"--runner={runner}"])
   assert not list((tmp_path / "beam").rglob("*.tfrecord*"))
   assert not list((tmp_path / "beam").rglob(beam_lib.WORK_DIR))
+
+
+def test_dask_runner_is_recognised_by_name_and_by_class():
+  class DaskRunner:  # Stands for Beam's class: only its name is looked at.
+    pass
+
+  class MyDaskRunner(DaskRunner):
+    pass
+
+  for runner in ("DaskRunner", "dask", "Dask",
+                 "apache_beam.runners.dask.dask_runner.DaskRunner",
+                 DaskRunner(), MyDaskRunner()):
+    assert beam_lib.is_dask_runner(runner), runner
+  for runner in (None, "DirectRunner", "direct", "FlinkRunner",
+                 "apache_beam.runners.dask_like.Other", object()):
+    assert not beam_lib.is_dask_runner(runner), runner
 
 
 @pytest.mark.parametrize("flags, warned", [

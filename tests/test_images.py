@@ -38,8 +38,10 @@ def variants() -> dict[str, bytes]:
             append_images=[helpers.photo(4, 36, 24)], duration=100)
   tiff = io.BytesIO()
   base.save(tiff, "TIFF", save_all=True, append_images=[helpers.photo(5, 36, 24)])
+  # A uint16 array is an "I;16" image (Pillow 13 refuses the mode argument).
   gray16 = Image.fromarray(
-      (np.asarray(base.convert("L")).astype(np.uint16) * 257), "I;16")
+      np.asarray(base.convert("L")).astype(np.uint16) * 257)
+  assert gray16.mode == "I;16"
   return {
       "jpeg_rgb.jpg": helpers.encode(base, "JPEG"),
       "jpeg_gray.jpg": helpers.encode(base.convert("L"), "JPEG"),
