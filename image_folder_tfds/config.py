@@ -9,11 +9,12 @@ from typing import Any
 import tensorflow_datasets as tfds
 
 from image_folder_tfds import features
+from image_folder_tfds import readers
 from image_folder_tfds import splits as splits_lib
 from image_folder_tfds import versions
-from image_folder_tfds.readers import common
 
-LAYOUTS = ("auto", "folders", "seed001", "coco", "voc", "csv", "mask_pairs")
+# "auto" and every reader's name (`readers.READERS`).
+LAYOUTS = readers.LAYOUTS
 # "tfds": our own nested features; "model_garden": the flat keys Model Garden
 # and the TF Object Detection API parse (docs/model_garden.md).
 OUTPUT_FORMATS = ("tfds", "model_garden")
@@ -32,8 +33,9 @@ class MyImagesConfig(tfds.core.BuilderConfig):
   Attributes:
     name: Where the build goes (`my_images/<name>/<version>`). Options that
       differ from the defaults need a name of their own.
-    layout: "auto" (detected from the manual dir), "folders", "seed001",
-      "coco", "voc", "csv" or "mask_pairs" (images/ + masks/).
+    layout: "auto" (detected from the manual dir: the one reader that is
+      surest the folder is its format), or a reader's name, one of
+      `readers.LAYOUTS` ("folders", "coco", "voc", ...; docs/formats.md).
     annotations: An annotation file to read instead of detecting one, relative
       to the manual dir or absolute.
     source_url: URL of a `.tar.gz`/`.tgz`/`.tar`/`.zip` of class folders,
@@ -161,9 +163,9 @@ class MyImagesConfig(tfds.core.BuilderConfig):
     if self.description is None:
       self.description = f"my_images built with options {self.options()}"
 
-  def read_options(self) -> common.ReadOptions:
+  def read_options(self) -> readers.ReadOptions:
     """What the readers need of this config."""
-    return common.ReadOptions(
+    return readers.ReadOptions(
         split_fractions=dict(self.split_fractions),
         labels_file=self.labels_file,
         annotations=self.annotations,

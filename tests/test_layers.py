@@ -129,7 +129,7 @@ def test_the_graph_sees_function_level_imports():
   # inside `__post_init__`.
   assert "inspection" in graph["cli"]
   assert "remote" in graph["config"]
-  assert "readers.common" in graph["config"]
+  assert "readers" in graph["config"]
   assert {"readers.coco", "readers.folders"} <= graph["readers"]
 
 

@@ -24,75 +24,75 @@ from image_folder_tfds.readers import voc
 ReadOptions = common.ReadOptions
 ScanResult = common.ScanResult
 
-_READERS = {
-    "folders": folders.read,
-    "seed001": seed001.read,
-    "coco": coco.read,
-    "voc": voc.read,
-    "csv": tf_csv.read,
-    "mask_pairs": mask_pairs.read,
-}
+# Every reader, once. Each module has `NAME` (its `layout` option value),
+# `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
+# sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
+READERS = (coco, voc, tf_csv, seed001, mask_pairs, folders)
+_BY_NAME = {r.NAME: r for r in READERS}
+LAYOUTS = ("auto",) + tuple(_BY_NAME)
+
+
+def claims(root: str, options: ReadOptions) -> list[common.Claim]:
+  """Every reader's claim on `root`, most certain first (stable order)."""
+  found = [c for r in READERS if (c := r.claim(root, options)) is not None]
+  return sorted(found, key=lambda c: -c.certainty)
 
 
 def detect_layout(root: str, options: ReadOptions) -> str:
-  """The layout of `root`: the one format whose files are there.
+  """The layout of `root`: the one reader most certain that it is its own.
 
-  `options.annotations` names the file, whose content tells the format.
-  Otherwise: `Annotations/` is VOC; `instances_*.json` or
-  `person_keypoints_*.json` (top level or `annotations/`) is COCO; a CSV with
-  the TF Object Detection header is CSV; other JSON / JSON Lines files are
-  seed 001 when its first entry has a `filename`; `images/` beside `masks/`
-  (also under every split folder) is segmentation folder pairs; none of these
-  is class folders. Two formats at once is an error.
+  Every reader is asked once (`claims`). Two readers equally certain is an
+  error naming both; a less certain claim beside the chosen one is reported
+  by `scan` as a warning. With `options.annotations`, only the readers of
+  that file answer.
   """
-  if options.annotations:
-    path = annotated.annotation_path(root, options.annotations)
-    return _layout_of_file(path)
-  found = []
-  if voc.is_voc(root):
-    found.append(("voc", "Annotations/"))
-  no_file = dataclasses.replace(options, annotations=None)
-  coco_files = coco.find_files(root, no_file)
-  if coco_files:
-    found.append(("coco", coco_files[0]))
-  csv_files = [p for p in tf_csv.find_files(root, no_file)
-               if tf_csv.has_header(p)]
-  if csv_files:
-    found.append(("csv", csv_files[0]))
-  json_files = [p for p in seed001.find_files(root, no_file)
-                if _layout_of_file(p, quiet=True) == "seed001"
-                and seed001.looks_like(p)]
-  if json_files:
-    found.append(("seed001", json_files[0]))
-  if mask_pairs.is_mask_pairs(root):
-    found.append(("mask_pairs", "images/ + masks/"))
-  if len(found) > 1:
+  return _choose(root, options)[0]
+
+
+def _choose(root: str, options: ReadOptions
+            ) -> tuple[str, list[common.Claim]]:
+  """(layout, the claims not taken)."""
+  found = claims(root, options)
+  if not found:
+    if options.annotations:
+      path = annotated.annotation_path(root, options.annotations)
+      raise records.InputError(
+          f"{path}: annotation file of unknown format: no reader recognises"
+          " it (expected COCO or seed-001 JSON, JSON Lines, or a TF Object"
+          " Detection CSV); choose a reader with the `layout` option")
+    raise records.InputError(
+        f"{root}: no images found: no class folders (DIR/<class>/<image> or"
+        " DIR/<split>/<class>/<image>) and no annotation file of a known"
+        " format (docs/formats.md)")
+  best = [c for c in found if c.certainty == found[0].certainty]
+  if len({c.layout for c in best}) > 1:
     raise records.InputError(
         f"{root}: several annotation formats found ("
-        + "; ".join(f"{name}: {path}" for name, path in found)
+        + "; ".join(c.describe(root) for c in best)
         + "). Choose one with the `layout` or `annotations` option.")
-  return found[0][0] if found else "folders"
+  return best[0].layout, found[len(best):]
 
 
-def _layout_of_file(path: str, quiet: bool = False) -> str | None:
-  """"coco", "seed001" or "csv", from the file's name and first bytes."""
-  lower = path.lower()
-  if lower.endswith(".csv"):
-    return "csv"
-  if coco.is_coco_file(path) or lower.endswith(".coco.json"):
-    return "coco"
-  if lower.endswith((".jsonl", ".ndjson")):
-    return "seed001"
-  if lower.endswith(".json"):
-    first_key = seed001.first_key(path)
-    if first_key in coco.TOP_LEVEL_KEYS:
-      return "coco"
-    return "seed001"
-  if quiet:
-    return None
-  raise records.InputError(
-      f"{path}: annotation file of unknown format: expected .json or .jsonl"
-      " (seed 001 or COCO) or .csv (TF Object Detection CSV)")
+def _refusal(error: common.ArtefactsFound) -> records.InputError:
+  """The message for annotation files found where class folders were read."""
+  by_layout: dict[str, list[common.Artefact]] = {}
+  for a in error.artefacts:
+    by_layout.setdefault(a.layout, []).append(a)
+  parts = []
+  for layout, found in by_layout.items():
+    files = ", ".join(a.file for a in found[:3])
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    if layout in _BY_NAME:
+      reader = (f"read with `layout: \"{layout}\"`, which did not recognise"
+                " the folder as its own (see docs/formats.md)")
+    else:
+      reader = "no reader of this version reads it"
+    parts.append(f"{found[0].what} ({files}{more}): {reader}")
+  return records.InputError(
+      f"{error.root}: holds annotation files, so it is not read as class"
+      " folders (its annotations would be lost): " + "; ".join(parts)
+      + ". If these files are not annotations, build the class folders"
+      ' anyway with `layout: "folders"`.')
 
 
 def scan(root: str, layout: str, options: ReadOptions) -> ScanResult:
@@ -101,13 +101,26 @@ def scan(root: str, layout: str, options: ReadOptions) -> ScanResult:
     raise records.InputError(
         f"{root}: the data folder (--manual_dir) does not exist or is not a"
         " folder")
+  if layout != "auto" and layout not in _BY_NAME:
+    raise records.InputError(
+        f"layout {layout!r}: expected one of {LAYOUTS}")
+  passed_over: list[common.Claim] = []
   try:
     if layout == "auto":
-      layout = detect_layout(root, options)
-    result = _READERS[layout](root, options)
+      layout, passed_over = _choose(root, options)
+      options = dataclasses.replace(options, detected=True)
+    result = _BY_NAME[layout].read(root, options)
   except OSError as e:  # An annotation or labels file that cannot be read.
     raise records.InputError(
         f"{e.filename or root}: cannot read: {e.strerror or e}") from e
+  except common.ArtefactsFound as e:
+    raise _refusal(e) from None
+  for claim in passed_over:
+    if claim.certainty > common.FALLBACK:
+      result.problems.append(records.Problem(
+          file=root, kind="warning", counts_as_input=False,
+          reason=f"also looks like {claim.describe(root)}, less surely than"
+          f" {layout}: not read (choose with the `layout` option)"))
   if not result.records:
     rejected = [p for p in result.problems if p.kind == "rejected"]
     detail = (

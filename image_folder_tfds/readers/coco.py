@@ -35,6 +35,7 @@ from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import common
 
+NAME = "coco"
 _NAME = re.compile(r"^(instances|person_keypoints)_(.+)\.json$")
 _ANNOTATION_FIELDS = {"id", "image_id", "category_id", "bbox", "area",
                       "iscrowd", "keypoints", "num_keypoints", "score",
@@ -49,6 +50,21 @@ def is_coco_file(name: str) -> bool:
   return bool(_NAME.match(os.path.basename(name)))
 
 
+def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
+  """Certain: `instances_*.json` / `person_keypoints_*.json`, a Roboflow
+  `<split>/_annotations.coco.json`, or a JSON file whose first key is one of
+  COCO's (`images`, `annotations`, `categories`, ...)."""
+  if options.annotations:
+    path = annotated.annotation_path(root, options.annotations)
+    if (is_coco_file(path) or path.lower().endswith(".coco.json")
+        or (path.lower().endswith(".json")
+            and common.first_key(path) in TOP_LEVEL_KEYS)):
+      return common.Claim(NAME, common.CERTAIN, (path,))
+    return None
+  files = find_files(root, options)
+  return common.Claim(NAME, common.CERTAIN, tuple(files)) if files else None
+
+
 def _split_of(path: str) -> str | None:
   """From the file name (`instances_val2017.json`), else, for a Roboflow
   export (`valid/_annotations.coco.json`), from its split-named folder."""
@@ -61,7 +77,9 @@ def _split_of(path: str) -> str | None:
 
 def find_files(root: str, options: common.ReadOptions) -> list[str]:
   """`options.annotations`, else `instances_*.json` and
-  `person_keypoints_*.json` in `root/annotations/` or `root`."""
+  `person_keypoints_*.json` in `root/annotations/` or `root`, else a
+  Roboflow export's `<split>/_annotations.coco.json`, else the JSON files
+  there whose first key is one of COCO's."""
   if options.annotations:
     return [annotated.annotation_path(root, options.annotations)]
   out = []
@@ -74,6 +92,14 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
       path = os.path.join(root, name, ROBOFLOW_FILE)
       if splits_lib.canonical_split(name) and os.path.isfile(path):
         out.append(path)
+  if not out:  # Any other name (`train.json`): COCO's own keys.
+    for folder in (os.path.join(root, "annotations"), root):
+      if os.path.isdir(folder):
+        out.extend(
+            os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            if n.lower().endswith(".json") and not common.is_hidden(n)
+            and os.path.isfile(os.path.join(folder, n))
+            and common.first_key(os.path.join(folder, n)) in TOP_LEVEL_KEYS)
   return out
 
 

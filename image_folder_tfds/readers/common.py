@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import stat
 from collections.abc import Sequence
 
@@ -41,11 +42,142 @@ def is_hidden(name: str) -> bool:
   return name.startswith(".") or name in _IGNORED_NAMES
 
 
+# Image file extensions, for readers that pair images with per-image
+# annotation files (Ultralytics' IMG_FORMATS, plus gif). Images themselves are
+# identified by their content when they are checked, not by these.
+IMAGE_EXTENSIONS = frozenset((
+    ".bmp", ".dng", ".gif", ".heic", ".jpeg", ".jpg", ".mpo", ".pfm", ".png",
+    ".tif", ".tiff", ".webp"))
+
+
+def is_image_name(name: str) -> bool:
+  return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ReadOptions:
   split_fractions: dict[str, float]
   labels_file: str | None = None
   annotations: str | None = None
+  # The layout was detected, not chosen: the readers of last resort (class
+  # folders) then refuse a folder that holds annotation files
+  # (`annotation_artefacts`), which the user would otherwise lose.
+  detected: bool = False
+
+
+# --- Format detection -----------------------------------------------------------
+#
+# Each reader answers "is this folder mine, and how sure am I?" with a
+# `Claim` (its `claim(root, options)`), from the files alone; the registry
+# (`readers.detect_layout`) takes the single most certain answer.
+
+# An annotation file of the format, its content checked (a COCO file's keys,
+# a CSV header, `data.yaml` with class names, `annotations.xml` whose root is
+# <annotations>).
+CERTAIN = 3
+# The format's folder structure with files of the right kind (Annotations/
+# with XML files; images/ beside masks/).
+LIKELY = 2
+# No annotation at all: class folders (positive evidence: folders holding
+# files), chosen only when no annotation file is present.
+FALLBACK = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+  """A reader's answer: `layout` is its name (the `layout` option value)."""
+
+  layout: str
+  certainty: int  # CERTAIN, LIKELY or FALLBACK.
+  evidence: tuple[str, ...]  # The files or folders that made the claim.
+
+  def describe(self, root: str) -> str:
+    shown = [_relative(e, root) for e in self.evidence[:3]]
+    more = (f" and {len(self.evidence) - 3} more"
+            if len(self.evidence) > 3 else "")
+    return f"{self.layout} ({', '.join(shown)}{more})"
+
+
+def _relative(path: str, root: str) -> str:
+  if os.path.isabs(path):
+    rel = os.path.relpath(path, root)
+    return path if rel.startswith("..") else rel
+  return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Artefact:
+  """A file that is an annotation of some format (`annotation_artefacts`)."""
+
+  file: str  # Relative to the data folder, posix separators.
+  layout: str  # The layout that reads such files ("" when none does).
+  what: str  # What the file is, for the message.
+
+
+class ArtefactsFound(Exception):
+  """A reader of last resort found annotation files it would not read.
+
+  Raised by class folders when the layout was detected (not forced);
+  `readers.scan` turns it into an `InputError` naming the files and the
+  layout that reads them.
+  """
+
+  def __init__(self, root: str, artefacts: list[Artefact]):
+    super().__init__(f"{root}: {len(artefacts)} annotation file(s)")
+    self.root = root
+    self.artefacts = artefacts
+
+
+_YOLO_FILES = {"data.yaml": "a YOLO dataset file",
+               "data.yml": "a YOLO dataset file",
+               "dataset.yaml": "a YOLO dataset file",
+               "obj.data": "a Darknet YOLO dataset file",
+               "obj.names": "a Darknet YOLO class list",
+               "classes.txt": "a YOLO class list"}
+_METADATA_FILES = {"metadata.jsonl", "metadata.csv", "metadata.parquet"}
+_SHARD = re.compile(r"-\d{5}-of-\d{5}$")
+_TFRECORD_EXTENSIONS = (".tfrecord", ".tfrecords", ".record")
+_PER_IMAGE = {".txt": ("yolo", "a YOLO label file beside its image"),
+              ".json": ("labelme", "a per-image JSON annotation (LabelMe)"),
+              ".xml": ("voc", "a per-image XML annotation (Pascal VOC)")}
+
+
+def annotation_artefacts(rels: Sequence[str]) -> list[Artefact]:
+  """The files among `rels` (relative paths, posix separators) that are
+  annotations, by name alone: a YOLO `data.yaml`/`obj.data`/`obj.names`/
+  `classes.txt`, a CVAT `annotations.xml`, a Roboflow `_annotations.*`, a
+  metadata file, TFRecord files, `.txt` files in a `labels` folder, and
+  `.txt`/`.json`/`.xml` files named like an image beside them.
+
+  Cheap on a million files: one pass over the names, no file is opened.
+  """
+  out = []
+  stems: set[tuple[str, str]] | None = None  # (folder, stem) of images.
+  for rel in rels:
+    folder, _, name = rel.rpartition("/")
+    lower = name.lower()
+    ext = os.path.splitext(lower)[1]
+    if lower in _YOLO_FILES:
+      out.append(Artefact(rel, "yolo", _YOLO_FILES[lower]))
+    elif lower == "annotations.xml":
+      out.append(Artefact(rel, "cvat", "a CVAT for images XML file"))
+    elif lower.startswith("_annotations."):
+      layout = ("coco" if lower.endswith(".coco.json") else
+                "csv" if lower.endswith(".csv") else "")
+      out.append(Artefact(rel, layout, "a Roboflow annotation export"))
+    elif lower in _METADATA_FILES:
+      out.append(Artefact(rel, "metadata", "an image metadata file"))
+    elif lower.endswith(_TFRECORD_EXTENSIONS) or _SHARD.search(lower):
+      out.append(Artefact(rel, "tfrecord", "a TFRecord file"))
+    elif ext == ".txt" and "labels" in folder.lower().split("/"):
+      out.append(Artefact(rel, "yolo", "a YOLO label file (labels/ folder)"))
+    elif ext in _PER_IMAGE:
+      if stems is None:
+        stems = {(f, os.path.splitext(n)[0]) for f, _, n in
+                 (r.rpartition("/") for r in rels) if is_image_name(n)}
+      if (folder, os.path.splitext(name)[0]) in stems:
+        out.append(Artefact(rel, *_PER_IMAGE[ext]))
+  return out
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -234,6 +366,23 @@ def read_labels_file(root: str, labels_file: str | None) -> Labels | None:
   if not names:
     raise records.InputError(f"{path}: labels file lists no class")
   return Labels(path=path, names=names)
+
+
+def first_key(path: str) -> str | None:
+  """The first key of a JSON file holding an object (None for a list, or a
+  file that is not JSON)."""
+  # `basic_parse`, not `parse`: `parse` builds the path of every level of the
+  # first 64 KB at once, which a deeply nested file turns into gigabytes.
+  try:
+    with open(path, "rb") as f:
+      for event, value in ijson.basic_parse(f, use_float=True):
+        if event == "map_key":
+          return value
+        if event != "start_map":
+          return None
+  except (ijson.JSONError, OSError):
+    return None
+  return None
 
 
 # JSON nested deeper than this is refused before it is parsed: ijson's C

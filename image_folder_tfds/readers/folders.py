@@ -16,12 +16,34 @@ from image_folder_tfds import records
 from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import common
 
+NAME = "folders"
+
+
+def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
+  """The fallback: a folder holding folders. Chosen only when no reader of
+  annotations claims the folder; `read` then refuses annotation files
+  (`common.annotation_artefacts`) unless the layout was forced."""
+  if options.annotations:
+    return None
+  try:
+    dirs = sorted(e.name for e in os.scandir(root)
+                  if not common.is_hidden(e.name) and e.is_dir())
+  except OSError:
+    return None
+  return common.Claim(NAME, common.FALLBACK, tuple(dirs)) if dirs else None
+
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   root = os.path.abspath(root)
   problems: list[records.Problem] = []
   top_dirs, top_files = common.list_dir(root, problems)
   labels = common.read_labels_file(root, options.labels_file)
+  if options.detected:
+    top_rels = [os.path.basename(p) for p in top_files
+                if labels is None or p != labels.path]
+    artefacts = common.annotation_artefacts(top_rels)
+    if artefacts:  # Before the walk: a YOLO data.yaml is found at once.
+      raise common.ArtefactsFound(root, artefacts)
   for path in top_files:
     if labels is not None and path == labels.path:
       continue
@@ -82,6 +104,12 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
         assigner.add(names)
       walked.append((split, os.path.basename(class_dir), names))
     hashed = iter(assigner.results())
+
+  if options.detected:
+    artefacts = common.annotation_artefacts(
+        [name for _, _, names in walked for name in names])
+    if artefacts:
+      raise common.ArtefactsFound(root, artefacts)
 
   # Columns of `records.FolderRecords`: no object per file.
   rels: list[str] = []

@@ -23,6 +23,7 @@ from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import common
 
+NAME = "mask_pairs"
 IMAGES, MASKS = "images", "masks"
 
 
@@ -52,8 +53,15 @@ def _is_pair(folder: str) -> bool:
           and os.path.isdir(os.path.join(folder, MASKS)))
 
 
-def is_mask_pairs(root: str) -> bool:
-  return pair_dirs(root) is not None
+def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
+  """Likely: `images/` beside `masks/` (also under every split folder)."""
+  if options.annotations:
+    return None
+  dirs = pair_dirs(root)
+  if dirs is None:
+    return None
+  return common.Claim(NAME, common.LIKELY, tuple(
+      os.path.join(folder, MASKS) for _, folder in dirs))
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:

@@ -31,6 +31,7 @@ from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
 
+NAME = "seed001"
 EXTENSIONS = (".json", ".jsonl", ".ndjson")
 _TOP_FIELDS = {"filename", "id", "class", "object", "extra", "width", "height",
                # Taken from the image itself, so accepted and not needed.
@@ -61,20 +62,21 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   return out
 
 
-def first_key(path: str) -> str | None:
-  """The first key of a JSON file holding an object (None for a list)."""
-  # `basic_parse`, not `parse`: `parse` builds the path of every level of the
-  # first 64 KB at once, which a deeply nested file turns into gigabytes.
-  with open(path, "rb") as f:
-    try:
-      for event, value in ijson.basic_parse(f, use_float=True):
-        if event == "map_key":
-          return value
-        if event != "start_map":
-          return None
-    except ijson.JSONError:
+def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
+  """Certain: a JSON list or JSON Lines file whose first entry is an object
+  with a `filename` (a COCO file, or a stray JSON file, is not)."""
+  if options.annotations:
+    path = annotated.annotation_path(root, options.annotations)
+    lower = path.lower()
+    if (coco.is_coco_file(path) or lower.endswith(".coco.json")
+        or not lower.endswith(EXTENSIONS)):
       return None
-  return None
+    if lower.endswith(".json") and common.first_key(path) in coco.TOP_LEVEL_KEYS:
+      return None
+    return common.Claim(NAME, common.CERTAIN, (path,))
+  files = [p for p in find_files(root, options)
+           if common.first_key(p) not in coco.TOP_LEVEL_KEYS and looks_like(p)]
+  return common.Claim(NAME, common.CERTAIN, tuple(files)) if files else None
 
 
 def looks_like(path: str) -> bool:

@@ -22,6 +22,7 @@ from image_folder_tfds import records
 from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import common
 
+NAME = "csv"
 REQUIRED = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 _KNOWN = set(REQUIRED) | {"width", "height"}
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
@@ -40,6 +41,22 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
                  if n.lower().endswith(".csv") and not common.is_hidden(n)
                  and os.path.isfile(os.path.join(folder, n)))
   return out
+
+
+def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
+  """Certain: a `.csv` whose header names the TF Object Detection columns.
+
+  A `.csv` given as the `annotations` option without that header is claimed
+  as likely, so that, unless another reader knows its header, the error
+  names the columns it lacks.
+  """
+  files = [p for p in find_files(root, options) if p.lower().endswith(".csv")]
+  with_header = [p for p in files if has_header(p)]
+  if with_header:
+    return common.Claim(NAME, common.CERTAIN, tuple(with_header))
+  if options.annotations and files:
+    return common.Claim(NAME, common.LIKELY, tuple(files))
+  return None
 
 
 def has_header(path: str) -> bool:

@@ -23,11 +23,25 @@ from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import common
 
+NAME = "voc"
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
 
 
-def is_voc(root: str) -> bool:
-  return os.path.isdir(os.path.join(root, "Annotations"))
+def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
+  """Likely: an `Annotations/` folder holding `.xml` files."""
+  if options.annotations:
+    return None
+  folder = os.path.join(root, "Annotations")
+  try:
+    xml = next((n for n in sorted(os.listdir(folder))
+                if n.lower().endswith(".xml") and not common.is_hidden(n)),
+               None)
+  except OSError:
+    return None
+  if xml is None:
+    return None
+  return common.Claim(NAME, common.LIKELY,
+                      (os.path.join("Annotations", xml),))
 
 
 def _split_lists(root: str, problems) -> dict[str, list[str]] | None:
