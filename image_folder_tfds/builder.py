@@ -267,6 +267,10 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       self.info.metadata["keypoint_names"] = scan.keypoint_names
     if scan.skeletons:  # COCO: keypoint links, for `image-folder-tfds show`.
       self.info.metadata["skeletons"] = scan.skeletons
+    for key, value in scan.metadata.items():  # What else the format says.
+      if key in self.info.metadata:
+        raise ValueError(f"metadata key {key!r} of the scan is taken")
+      self.info.metadata[key] = value
     if config.strict:
       for p in self._report.problems:
         _check_strict(p)

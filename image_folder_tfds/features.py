@@ -27,6 +27,10 @@ WIDTH = "width"
 LABEL = "label"
 LABEL_TEXT = "label_text"
 LABEL_CONF = "label_conf"
+# Image-level classes, several per image (CVAT tags, Label Studio choices,
+# multi-label CSVs): Sequence(ClassLabel), as TFDS's own `voc` stores its
+# image labels.
+LABELS = "labels"
 EXTRA = "extra"
 OBJECTS = "objects"
 # Folder pairs: the label image, (h, w, 1) class indices, PNG.
@@ -59,11 +63,15 @@ MISSING = -1.0  # Stored for an optional number that was not given.
 # data has: the kind of data fixes the structure (`KINDS`), and each optional
 # field (`OPTIONAL_KEYS`) is stored when at least one example of the build has
 # a value for it. Keypoints are dense: per object, `(num_keypoints,)` arrays.
+# Builder 2.1.0 adds the kind "images" (no class: unlabeled folders) and the
+# optional `labels`; datasets of 2.0.0 read the same.
 SCHEMA_VERSION = 2
+IMAGES_KIND = "images"
 CLASSIFICATION = "classification"
 DETECTION = "detection"
 KEYPOINTS_KIND = "keypoints"
-KINDS = (CLASSIFICATION, DETECTION, KEYPOINTS_KIND)  # Each adds to the last.
+# Each adds to the last: images only, an image class, objects, keypoints.
+KINDS = (IMAGES_KIND, CLASSIFICATION, DETECTION, KEYPOINTS_KIND)
 KIND_OPTION_VALUES = ("auto",) + KINDS
 
 # Flat keys of the optional fields (as they appear in the stored Examples),
@@ -73,6 +81,7 @@ _TOP_OPTIONAL = {
     LABEL_CONF: lambda r: r.label_conf != MISSING,
     EXTRA: lambda r: r.extra != "",
     SEGMENTATION_MASK: lambda r: r.mask_path != "",
+    LABELS: lambda r: bool(r.labels),
 }
 _OBJECT_OPTIONAL = {
     f"{OBJECTS}/{OBJ_SCORE}": lambda o: o.score != MISSING,
@@ -122,16 +131,19 @@ class Schema:
     """The schema of `recs` (every scanned record of every split).
 
     kind "auto": "keypoints" when an object has keypoints, else "detection"
-    when an image has objects, else "classification". A kind given by the user
-    may be richer than the data (a stable schema across releases), never
-    poorer: that would drop annotations, so it is an `InputError`.
+    when an image has objects, else "classification" when an image has a
+    class or a label image (class folders, folder pairs), else "images". A
+    kind given by the user may be richer than the data (a stable schema
+    across releases), never poorer: that would drop annotations, so it is an
+    `InputError`.
     """
     if kind not in KIND_OPTION_VALUES:
       raise ValueError(f"kind={kind!r}: expected one of {KIND_OPTION_VALUES}")
     if isinstance(recs, records.FolderRecords):
       # A class-folder scan: a path, a split and a class per image, so
       # nothing optional (its id is its file name).
-      found, optional, num_keypoints, first = CLASSIFICATION, set(), 0, {}
+      found, optional, num_keypoints = CLASSIFICATION, set(), 0
+      first = {CLASSIFICATION: "the class folders"}
     else:
       found, optional, num_keypoints, first = _survey(recs)
     if kind != "auto" and KINDS.index(kind) < KINDS.index(found):
@@ -142,6 +154,8 @@ class Schema:
     chosen = found if kind == "auto" else kind
     if chosen == CLASSIFICATION and SEGMENTATION_MASK not in optional:
       optional -= {LABEL}  # Not optional there.
+    if chosen == IMAGES_KIND:
+      optional -= {LABEL}  # No image has one.
     if chosen == KEYPOINTS_KIND and not num_keypoints:
       raise records.InputError(
           "kind='keypoints', but no object has keypoints: the number of"
@@ -149,7 +163,7 @@ class Schema:
     if chosen != KEYPOINTS_KIND:
       num_keypoints = 0
       optional.discard(f"{OBJECTS}/{KEYPOINTS}/{KP_SCORE}")
-    if chosen == CLASSIFICATION:
+    if chosen in (IMAGES_KIND, CLASSIFICATION):
       optional = {k for k in optional if not k.startswith(OBJECTS + "/")}
     return cls(kind=chosen, store_images=store_images,
                num_keypoints=num_keypoints, optional=frozenset(optional))
@@ -167,7 +181,7 @@ class Schema:
 
   @property
   def has_objects(self) -> bool:
-    return self.kind != CLASSIFICATION
+    return self.kind not in (IMAGES_KIND, CLASSIFICATION)
 
   @property
   def has_image_label(self) -> bool:
@@ -192,7 +206,8 @@ class Schema:
     if self.has_image_label:
       out[LABEL] = f.ClassLabel()
     top = {ID: f.Text(), LABEL_CONF: np.float32, EXTRA: f.Text(),
-           SEGMENTATION_MASK: _mask_image()}
+           SEGMENTATION_MASK: _mask_image(),
+           LABELS: f.Sequence(f.ClassLabel())}
     out.update({k: v for k, v in top.items() if self.has(k)})
     if self.has_objects:
       obj = {BBOX: f.BBoxFeature(), OBJ_LABEL: f.ClassLabel()}
@@ -220,6 +235,8 @@ class Schema:
       return (image, LABEL)
     if self.has(SEGMENTATION_MASK):
       return (image, SEGMENTATION_MASK)
+    if self.has(LABELS) and not self.has_objects:  # Multi-label data.
+      return (image, LABELS)
     return None
 
   def to_example(
@@ -250,6 +267,8 @@ class Schema:
       example[LABEL_CONF] = record.label_conf
     if self.has(EXTRA):
       example[EXTRA] = record.extra
+    if self.has(LABELS):
+      example[LABELS] = list(record.labels)
     if self.has(SEGMENTATION_MASK):
       if segmentation_mask is None:
         raise ValueError(f"{record.path}: no segmentation mask")
@@ -316,7 +335,7 @@ def _survey(recs):
   One pass over the records; `first[kind]` names the first record of that
   kind, for error messages.
   """
-  kind = 0
+  kind = 0  # Index into KINDS.
   optional: set[str] = set()
   num_keypoints = 0
   first = {}
@@ -328,13 +347,16 @@ def _survey(recs):
       if has(r):
         optional.add(key)
         del pending_top[key]
+    if not kind and (r.label >= 0 or r.mask_path):
+      kind = 1
+      first[CLASSIFICATION] = f"{r.source} ({r.file_name})"
     for o in r.objects:
-      if not kind:
-        kind = 1
+      if kind < 2:
+        kind = 2
         first[DETECTION] = f"{r.source} ({r.file_name})"
       if o.keypoints:
-        if kind < 2:
-          kind = 2
+        if kind < 3:
+          kind = 3
           first[KEYPOINTS_KIND] = f"{r.source} ({r.file_name})"
         num_keypoints = max(num_keypoints, len(o.keypoints))
       for key, has in list(pending_obj.items()):
@@ -441,6 +463,8 @@ def set_class_names(features: tfds.features.FeaturesDict, names) -> None:
   names = list(names)
   if LABEL in features:
     features[LABEL].names = names
+  if LABELS in features:
+    features[LABELS].feature.names = names
   if OBJECTS in features:
     features[OBJECTS].feature[OBJ_LABEL].names = names
 
@@ -448,6 +472,8 @@ def set_class_names(features: tfds.features.FeaturesDict, names) -> None:
 def class_names(features: tfds.features.FeaturesDict) -> list[str]:
   if LABEL in features:
     return list(features[LABEL].names)
+  if LABELS in features:
+    return list(features[LABELS].feature.names)
   if OBJECTS in features:
     return list(features[OBJECTS].feature[OBJ_LABEL].names)
   return []
@@ -484,7 +510,7 @@ MG_IS_CROWD = "image/object/is_crowd"
 MG_KP_X = "image/object/keypoint/x"  # num_objects * num_keypoints values.
 MG_KP_Y = "image/object/keypoint/y"
 MG_KP_VISIBILITY = "image/object/keypoint/visibility"
-MG_CLASS_LABEL = "image/class/label"  # [id] when the image has a class, else [].
+MG_CLASS_LABEL = "image/class/label"  # [id], the ids of its `labels`, or [].
 MG_CLASS_TEXT = "image/class/text"
 # One PNG (values 0/1) per object, as Model Garden's create_coco_tf_record.py
 # writes them and TfExampleDecoder(include_mask=True) reads them; only in
@@ -632,7 +658,8 @@ def to_model_garden_example(
     flat[MG_KP_X].extend([0.0] * padding)
     flat[MG_KP_Y].extend([0.0] * padding)
     flat[MG_KP_VISIBILITY].extend([0] * padding)
-  labelled = record.label >= 0
+  # The image's classes: its one class, or its several `labels`.
+  image_labels = [record.label] if record.label >= 0 else list(record.labels)
   flat.update({
       MG_ENCODED: image.data,
       MG_FORMAT: image.format,
@@ -640,8 +667,8 @@ def to_model_garden_example(
       MG_WIDTH: width,
       MG_SOURCE_ID: source_id,
       MG_FILENAME: record.file_name,
-      MG_CLASS_LABEL: [record.label + MG_LABEL_OFFSET] if labelled else [],
-      MG_CLASS_TEXT: [class_names[record.label]] if labelled else [],
+      MG_CLASS_LABEL: [i + MG_LABEL_OFFSET for i in image_labels],
+      MG_CLASS_TEXT: [class_names[i] for i in image_labels],
   })
   if masks is not None:
     if len(masks) != len(objects):

@@ -53,8 +53,9 @@ class LoadedImage:
   orientation: int | None = None
 
 
-def read_file(path: str) -> bytes:
-  """The bytes of the regular file `path`.
+def read_file(path: str, data_range: tuple[int, int] | None = None) -> bytes:
+  """The bytes of the regular file `path` (`data_range`: (offset, length)
+  of them only: an image inside a TFRecord or a spill file).
 
   Opened without blocking and checked before reading: a file replaced by a
   FIFO after the scan would otherwise block the build for ever, and a device
@@ -68,6 +69,13 @@ def read_file(path: str) -> bytes:
     if not stat.S_ISREG(st.st_mode):
       raise OSError(errno.EINVAL,
                     "not a regular file (device, socket or pipe)", path)
+    if data_range is not None:
+      offset, length = data_range
+      data = os.pread(fd, length, offset)
+      if len(data) != length:
+        raise OSError(errno.EIO, f"{length} bytes at offset {offset} expected,"
+                      f" the file holds {len(data)} there (cut short?)", path)
+      return data
     # O_NONBLOCK does not apply to regular files. Read to the end, even if
     # the file grew since `fstat`: usually one read and one empty read.
     chunks = [os.read(fd, st.st_size + 1)]

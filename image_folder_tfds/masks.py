@@ -38,9 +38,11 @@ from PIL import Image
 
 from image_folder_tfds import records
 
-# Blob kinds: polygons, uncompressed RLE (counts list), compressed RLE
-# (COCO's counts string).
+# Blob kinds: polygons (pixels), uncompressed RLE (counts list), compressed
+# RLE (COCO's counts string), polygons normalized to [0, 1] of the image's
+# width and height (YOLO segmentation, Label Studio's percentages / 100).
 POLYGONS, RLE_COUNTS, RLE_STRING = b"P", b"U", b"C"
+NORMALIZED_POLYGONS = b"N"
 _HEADER = struct.Struct("<cIII")  # kind, height, width, n (parts / counts / bytes).
 # PIL transposes of EXIF orientations 2..8, as `ImageOps.exif_transpose`.
 _TRANSPOSE = {
@@ -72,28 +74,7 @@ def parse_coco(segmentation) -> bytes | None:
   if segmentation is None or segmentation == []:
     return None
   if isinstance(segmentation, list):
-    parts = []
-    for i, part in enumerate(segmentation):
-      if not isinstance(part, list):
-        raise MaskError(f"segmentation[{i}] is not a list of coordinates")
-      if len(part) % 2:
-        raise MaskError(
-            f"segmentation[{i}] has {len(part)} numbers: expected x, y pairs")
-      if len(part) < 6:
-        raise MaskError(
-            f"segmentation[{i}] is a polygon of {len(part) // 2} points:"
-            " at least 3 are needed")
-      try:
-        coords = array.array("d", part)
-      except TypeError:
-        coords = None
-      if (coords is None or not np.isfinite(np.frombuffer(coords)).all()
-          or bool in set(map(type, part))):
-        bad = next((v for v in part if isinstance(v, bool) or not isinstance(
-            v, (int, float)) or not np.isfinite(v)), None)
-        raise MaskError(f"segmentation[{i}] holds {bad!r}: not a finite number")
-      parts.append(coords)
-    return pack_polygons(parts)
+    return pack_polygons(check_polygons(segmentation))
   if isinstance(segmentation, dict):
     size = segmentation.get("size")
     if (not isinstance(size, list) or len(size) != 2 or not all(
@@ -127,6 +108,35 @@ def parse_coco(segmentation) -> bytes | None:
   raise MaskError(
       "segmentation must be a list of polygons or an RLE dict, got"
       f" {type(segmentation).__name__}")
+
+
+def check_polygons(segmentation: list, field: str = "segmentation"
+                   ) -> list[array.array]:
+  """Polygon parts, each a flat [x1, y1, x2, y2, ...] list of at least 3
+  finite points, as `array.array("d")`s. Raises `MaskError` naming the part.
+  """
+  parts = []
+  for i, part in enumerate(segmentation):
+    if not isinstance(part, list):
+      raise MaskError(f"{field}[{i}] is not a list of coordinates")
+    if len(part) % 2:
+      raise MaskError(
+          f"{field}[{i}] has {len(part)} numbers: expected x, y pairs")
+    if len(part) < 6:
+      raise MaskError(
+          f"{field}[{i}] is a polygon of {len(part) // 2} points:"
+          " at least 3 are needed")
+    try:
+      coords = array.array("d", part)
+    except TypeError:
+      coords = None
+    if (coords is None or not np.isfinite(np.frombuffer(coords)).all()
+        or bool in set(map(type, part))):
+      bad = next((v for v in part if isinstance(v, bool) or not isinstance(
+          v, (int, float)) or not np.isfinite(v)), None)
+      raise MaskError(f"{field}[{i}] holds {bad!r}: not a finite number")
+    parts.append(coords)
+  return parts
 
 
 def rle_string_counts(data: bytes) -> np.ndarray:
@@ -169,15 +179,16 @@ def rle_string_counts(data: bytes) -> np.ndarray:
   return counts
 
 
-def pack_polygons(parts) -> bytes:
-  """Parts are lists of numbers or `array.array("d")`s."""
-  parts = [p if isinstance(p, array.array) else array.array("d", p)
-           for p in parts]
+def pack_polygons(parts, *, normalized: bool = False) -> bytes:
+  """Parts are lists of numbers or `array.array("d")`s: pixels, or with
+  `normalized`, fractions of the image's width (x) and height (y)."""
+  parts = [array.array("d", p) for p in parts]  # Copies: byteswap below.
   if sys.byteorder != "little":
     for p in parts:
       p.byteswap()
+  kind = NORMALIZED_POLYGONS if normalized else POLYGONS
   return b"".join((
-      _HEADER.pack(POLYGONS, 0, 0, len(parts)),
+      _HEADER.pack(kind, 0, 0, len(parts)),
       struct.pack(f"<{len(parts)}I", *(len(p) for p in parts)),
       *(p.tobytes() for p in parts)))
 
@@ -191,7 +202,7 @@ def unpack(blob: bytes):
   """(kind, (h, w) or None, payload): polygons as lists, RLE as pycocotools'."""
   kind, h, w, n = _HEADER.unpack_from(blob)
   at = _HEADER.size
-  if kind == POLYGONS:
+  if kind in (POLYGONS, NORMALIZED_POLYGONS):
     lengths = struct.unpack_from(f"<{n}I", blob, at)
     at += 4 * n
     coords = struct.unpack_from(f"<{sum(lengths)}d", blob, at)
@@ -209,10 +220,16 @@ def unpack(blob: bytes):
 def decode(blob: bytes, height: int, width: int) -> np.ndarray:
   """The HxW uint8 (0/1) mask, as pycocotools' COCO.annToMask decodes it.
 
-  `height`, `width` are used by polygons only; an RLE has its own size.
+  `height`, `width` are used by polygons only (normalized ones are scaled
+  to them first); an RLE has its own size.
   """
   from pycocotools import mask as mask_utils  # pylint: disable=g-import-not-at-top
   kind, size, payload = unpack(blob)
+  if kind == NORMALIZED_POLYGONS:
+    scale = np.array([float(width), float(height)])
+    payload = [(np.asarray(p, np.float64).reshape(-1, 2) * scale).ravel()
+               .tolist() for p in payload]
+    kind = POLYGONS
   if kind == POLYGONS:
     rle = mask_utils.merge(mask_utils.frPyObjects(payload, height, width))
   elif kind == RLE_COUNTS:
@@ -240,6 +257,32 @@ class SegmentationStore(records.SpillFile):
 
 
 read_blob = records.read_blob
+
+
+class LazyStore:
+  """A `SegmentationStore` made at the first segmentation (a scan of
+  boxes only makes no temporary file). Readers `add` blobs (`parse_coco`,
+  `pack_polygons`) and give each object the offset; records take `path`."""
+
+  def __init__(self):
+    self.store: SegmentationStore | None = None
+
+  def add(self, blob: bytes) -> int:
+    if self.store is None:
+      self.store = SegmentationStore()
+    return self.store.add(blob)
+
+  def get(self, offset: int) -> bytes:
+    return self.store.get(offset)
+
+  @property
+  def path(self) -> str:
+    """The file's path (a `records.SpillPath`), "" before any blob."""
+    return self.store.path if self.store is not None else ""
+
+  def finish(self) -> None:
+    if self.store is not None:
+      self.store.finish()
 
 
 # --- Masks of one image (in the worker) ---------------------------------------

@@ -65,7 +65,7 @@ def process(
   options and code is reused instead of decoding the image again.
   """
   try:
-    data = images_lib.read_file(record.path)
+    data = images_lib.read_file(record.path, record.data_range)
   except FileNotFoundError:
     return _rejected(record, "file not found (missing, or vanished after the scan)")
   except IsADirectoryError:
@@ -120,7 +120,10 @@ def process(
       problems.append(records.Problem(
           file=record.path, reason=str(e), split=record.split))
       return Outcome(record, None, (), tuple(problems), cache=result)
-  crc = zlib.crc32(data) if image.data is data else None
+  # An image that is part of a file (`data_range`) is sent whole: only a
+  # whole file is read again at the shard write.
+  crc = (zlib.crc32(data) if image.data is data and record.data_range is None
+         else None)
   return Outcome(record, image, objects, tuple(problems), crc, result,
                  masks=masks, segmentation_mask=segmentation_mask)
 

@@ -78,6 +78,15 @@ class ImageRecord:
   # (its values are class indices below it).
   mask_path: str = ""
   mask_classes: int = 0
+  # Image-level classes, several per image (CVAT tags, Label Studio choices,
+  # multi-label CSVs): indices into the class names, and the names. In a
+  # reader's draft (`annotated.resolve_labels`), either may be given alone.
+  labels: tuple[int, ...] = ()
+  labels_text: tuple[str, ...] = ()
+  # The image is `data_range` = (offset, length) bytes of the file at `path`
+  # (a TFRecord file, a spill file of images embedded in annotations), not
+  # the whole file. None: the whole file.
+  data_range: tuple[int, int] | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -306,9 +315,10 @@ class PackedRecords(collections.abc.Sequence):
   split of each record is kept as a column, so `split_names` and `by_split`
   read nothing.
 
-  A record's `segmentation_file` is a path that keeps its temporary file
-  alive (`SpillPath`) but is packed as a plain `str`: the container holds
-  each such path, so the files live as long as their records.
+  A record's `segmentation_file` (and a `path` into a spill file of
+  embedded images) is a path that keeps its temporary file alive
+  (`SpillPath`) but is packed as a plain `str`: the container holds each
+  such path, so the files live as long as their records.
   """
 
   __slots__ = ("_store", "_offsets", "_splits", "_alive")
@@ -325,9 +335,9 @@ class PackedRecords(collections.abc.Sequence):
       self._store = SpillFile("my_images_records_")
     self._offsets.append(self._store.add(pack_record(record)))
     self._splits.append(sys.intern(record.split))
-    if record.segmentation_file:
-      self._alive.setdefault(str(record.segmentation_file),
-                             record.segmentation_file)
+    for path in (record.segmentation_file, record.path):
+      if isinstance(path, SpillPath):
+        self._alive.setdefault(str(path), path)
 
   def extend(self, recs: collections.abc.Iterable[ImageRecord]) -> None:
     for r in recs:

@@ -262,7 +262,14 @@ def test_schema_is_deterministic_and_ignores_record_order():
   assert (a.kind, a.num_keypoints) == ("keypoints", 4)
   assert a.optional == {"extra", "objects/score"}
   assert features.Schema.from_records(recs[:2]).kind == "detection"
-  assert features.Schema.from_records(recs[:1]).kind == "classification"
+  # No class, no object: images only (builder 2.1.0; was "classification"
+  # with a label of -1 for every image).
+  assert features.Schema.from_records(recs[:1]).kind == "images"
+  assert features.Schema.from_records([rec(0, label=1)]).kind == "classification"
+  multi = features.Schema.from_records([rec(0, labels=(0, 2)), rec(1)])
+  assert (multi.kind, multi.optional) == ("images", {"labels"})
+  assert multi.supervised_keys() == ("image", "labels")
+  assert "label" not in multi.features_dict()
 
 
 # --- schema 1 releases -----------------------------------------------------------

@@ -301,9 +301,21 @@ def _given(index: int, name: str) -> tuple[int | None, str | None]:
   return (index if index >= 0 else None), (name if name else None)
 
 
+def _given_labels(rec: records.ImageRecord):
+  """The (index or None, name or None) pairs of a draft's `labels`."""
+  n = max(len(rec.labels), len(rec.labels_text))
+  indices = rec.labels or (-1,) * n
+  names = rec.labels_text or ("",) * n
+  if len(indices) != len(names):
+    raise ValueError(f"{rec.source}: labels and labels_text differ in length")
+  return [_given(i, t) for i, t in zip(indices, names)]
+
+
 def observe_labels(classes: Classes, rec: records.ImageRecord) -> None:
   """Tells `classes` every label of a draft record (before `finish`)."""
   classes.observe(*_given(rec.label, rec.label_text))
+  for pair in _given_labels(rec):
+    classes.observe(*pair)
   for obj in rec.objects:
     classes.observe(*_given(obj.label, obj.text))
 
@@ -330,6 +342,20 @@ def resolve_labels(
           rec.source, f"{e}: image kept without a class", split=rec.split,
           item=f"{rec.file_name}: class"))
       changes["label"], changes["label_text"] = -1, ""
+    if rec.labels or rec.labels_text:
+      labels, names = [], []
+      for index, name in _given_labels(rec):
+        try:
+          index, name = classes.resolve(index, name, field="image label")
+        except FieldError as e:
+          problems.append(annotation_problem(
+              rec.source, f"{e}: label not written", split=rec.split,
+              item=f"{rec.file_name}: labels"))
+          continue
+        if index not in labels:  # A class given twice is one label.
+          labels.append(index)
+          names.append(name)
+      changes["labels"], changes["labels_text"] = tuple(labels), tuple(names)
     objects = []
     for i, obj in enumerate(rec.objects):
       try:

@@ -177,7 +177,7 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   # Kept packed (`records.PackedRecords`): ~0.55 KB an image with 4 objects
   # instead of ~3 KB as objects.
   recs = records.PackedRecords()
-  store = _LazyStore()
+  store = masks.LazyStore()
   for file_split, paths in groups.items():
     recs.extend(_read_group(paths, file_split, root, options, categories,
                             classes, problems, store))
@@ -202,25 +202,6 @@ def _skeleton(links, num_keypoints: int, cid) -> list[list[int]]:
           f"{field}: link {[a, b]} names a keypoint outside 1..{num_keypoints}")
     out.append([a, b])
   return out
-
-
-class _LazyStore:
-  """A `masks.SegmentationStore`, made at the first segmentation."""
-
-  def __init__(self):
-    self.store: masks.SegmentationStore | None = None
-
-  def add(self, blob: bytes) -> int:
-    if self.store is None:
-      self.store = masks.SegmentationStore()
-    return self.store.add(blob)
-
-  def get(self, offset: int) -> bytes:
-    return self.store.get(offset)
-
-  def finish(self) -> None:
-    if self.store is not None:
-      self.store.finish()
 
 
 def _same(a: records.ObjectRecord, b: records.ObjectRecord, store) -> bool:
@@ -361,7 +342,7 @@ def _read_group(paths, file_split, root, options, categories, classes,
     yield records.ImageRecord(
         key=rel, path=abs_path, file_name=rel, split=split, source=path,
         id=str(iid), objects=objs, coords="pixel", size=size,
-        segmentation_file=store.store.path if any(
+        segmentation_file=store.path if any(
             o.segmentation >= 0 for o in objs) else "",
         extra=extra)
 

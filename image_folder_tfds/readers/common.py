@@ -191,6 +191,10 @@ class ScanResult:
   keypoint_names: dict[str, list[str]] = dataclasses.field(default_factory=dict)
   # COCO: {class name: [[a, b], ...]} keypoint links, numbered from 1.
   skeletons: dict[str, list[list[int]]] = dataclasses.field(default_factory=dict)
+  # What else the format says of the whole dataset, kept as it is in
+  # `info.metadata` (JSON values; YOLO's `flip_idx`, for example). The
+  # builder stores it without knowing the format.
+  metadata: dict[str, object] = dataclasses.field(default_factory=dict)
 
   def split_names(self) -> list[str]:
     """The split of each record, in order."""
