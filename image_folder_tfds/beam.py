@@ -201,10 +201,12 @@ class UnsupportedRunnerError(ValueError):
 def is_dask_runner(runner) -> bool:
   """Whether `runner` (a name or a runner object) is Beam's DaskRunner.
 
-  Decided from the name alone, as Beam's `create_runner` reads it
-  ("DaskRunner", "dask", any case, or a dotted path ending in one of them),
-  or from the class of a runner object: before Beam imports the runner, so
-  the answer does not depend on whether `dask` is installed.
+  Decided from the name alone ("DaskRunner", "dask", any case, or a dotted
+  path ending in one of them), or from the class of a runner object: before
+  Beam imports the runner, so the answer does not depend on whether `dask`
+  is installed. Beam's `create_runner` (2.77, 2.78) finds the DaskRunner only
+  by its dotted path and rejects the short names as unknown runners; they are
+  refused here too, with the reason.
   """
   if runner is None:
     return False
@@ -288,9 +290,9 @@ def fix_runner_output_stream_race() -> bool:
   `_clear()` it. `write()` takes no lock, so bytes written between `get()` and
   `_clear()` are dropped without an error. Only inputs that take over a second
   to write are hit: the large buffer a stage reads after a fusion break, as
-  TFDS's shard assignment (it reads a side input) does. Beam 2.77; the
-  worker side uses size-based streams (no timer) and other runners do not
-  use this class.
+  TFDS's shard assignment (it reads a side input) does. Beam 2.77 and 2.78
+  (the class is the same in both; docs/benchmark.md); the worker side uses
+  size-based streams (no timer) and other runners do not use this class.
 
   `write` is made to take the same lock. Idempotent; returns True when the
   patch is (now) in place, False when this Beam has no such class.
