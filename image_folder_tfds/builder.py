@@ -236,7 +236,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       self._encoder = model_garden.Encoder.from_scan(scan)
     else:
       self._schema = features.Schema.from_records(
-          scan.records, store_images=config.store_images, kind=config.kind)
+          scan.records, store_images=config.store_images, kind=config.kind,
+          columns=scan.columns)
     fresh = self._info()
     info = self.info
     info._features = fresh.features  # pylint: disable=protected-access

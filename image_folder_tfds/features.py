@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -112,6 +113,9 @@ class Schema:
   store_images: bool = True
   num_keypoints: int = 0  # Per object; objects with fewer are padded.
   optional: frozenset[str] = frozenset()  # The `OPTIONAL_KEYS` stored.
+  # Metadata columns, each a top-level feature of its own name:
+  # ((name, type), ...), types from `readers.common.COLUMN_TYPES`.
+  columns: tuple[tuple[str, str], ...] = ()
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -123,10 +127,15 @@ class Schema:
       raise ValueError(
           f"schema kind {self.kind!r} with {self.num_keypoints} keypoints per"
           " object")
+    for name, kind in self.columns:
+      check_column_name(name)
+      if kind not in _COLUMN_FEATURES:
+        raise ValueError(f"column {name!r}: unknown type {kind!r}")
 
   @classmethod
   def from_records(
-      cls, recs, *, store_images: bool = True, kind: str = "auto"
+      cls, recs, *, store_images: bool = True, kind: str = "auto",
+      columns: dict[str, str] | None = None,
   ) -> Schema:
     """The schema of `recs` (every scanned record of every split).
 
@@ -166,18 +175,23 @@ class Schema:
     if chosen in (IMAGES_KIND, CLASSIFICATION):
       optional = {k for k in optional if not k.startswith(OBJECTS + "/")}
     return cls(kind=chosen, store_images=store_images,
-               num_keypoints=num_keypoints, optional=frozenset(optional))
+               num_keypoints=num_keypoints, optional=frozenset(optional),
+               columns=tuple((columns or {}).items()))
 
   @classmethod
   def from_metadata(cls, data: dict, *, store_images: bool) -> Schema:
     return cls(kind=data["kind"], store_images=store_images,
                num_keypoints=int(data.get("num_keypoints", 0)),
-               optional=frozenset(data.get("optional", ())))
+               optional=frozenset(data.get("optional", ())),
+               columns=tuple(tuple(c) for c in data.get("columns", ())))
 
   def to_metadata(self) -> dict:
-    return {"version": SCHEMA_VERSION, "kind": self.kind,
-            "num_keypoints": self.num_keypoints,
-            "optional": sorted(self.optional)}
+    out = {"version": SCHEMA_VERSION, "kind": self.kind,
+           "num_keypoints": self.num_keypoints,
+           "optional": sorted(self.optional)}
+    if self.columns:  # Absent otherwise: the metadata of 2.0.0 datasets.
+      out["columns"] = [list(c) for c in self.columns]
+    return out
 
   @property
   def has_objects(self) -> bool:
@@ -219,6 +233,8 @@ class Schema:
       if self.kind == KEYPOINTS_KIND:
         obj[KEYPOINTS] = f.FeaturesDict(self._keypoint_features())
       out[OBJECTS] = f.Sequence(f.FeaturesDict(obj))
+    for name, kind in self.columns:
+      out[name] = _COLUMN_FEATURES[kind]()
     return f.FeaturesDict(out)
 
   def _keypoint_features(self) -> dict:
@@ -273,6 +289,13 @@ class Schema:
       if segmentation_mask is None:
         raise ValueError(f"{record.path}: no segmentation mask")
       example[SEGMENTATION_MASK] = segmentation_mask
+    if self.columns:
+      values = json.loads(record.columns) if record.columns else {}
+      for name, _ in self.columns:
+        if name not in values:
+          raise ValueError(f"{record.source}: no value of column {name!r} for"
+                           f" {record.file_name}")
+        example[name] = values[name]
     if self.has_objects:
       example[OBJECTS] = [self._object(o) for o in objects]
       if self.has(f"{OBJECTS}/{OBJ_MASK}"):
@@ -308,6 +331,35 @@ class Schema:
   def keys(self) -> list[str]:
     """Every flat key of the stored `tf.train.Example`s, sorted."""
     return sorted(_flat_keys(self.features_dict(), ""))
+
+
+# The feature of each metadata column type (`readers.common.COLUMN_TYPES`).
+# TFDS stores floats as float32 (tf.train.Example has no doubles).
+_COLUMN_FEATURES = {
+    "int": lambda: f_tensor((), np.int64),
+    "float": lambda: f_tensor((), np.float32),
+    "bool": lambda: f_tensor((), np.bool_),
+    "text": tfds.features.Text,
+    "int_list": lambda: f_tensor((None,), np.int64),
+    "float_list": lambda: f_tensor((None,), np.float32),
+    "bool_list": lambda: f_tensor((None,), np.bool_),
+    "text_list": lambda: tfds.features.Sequence(tfds.features.Text()),
+}
+# Our own top-level keys: a metadata column may not take one of them.
+RESERVED_KEYS = frozenset((IMAGE, IMAGE_PATH, FILE_NAME, ID, HEIGHT, WIDTH,
+                           LABEL, LABEL_TEXT, LABEL_CONF, EXTRA, OBJECTS,
+                           SEGMENTATION_MASK, LABELS))
+
+
+def check_column_name(name: str) -> None:
+  """A metadata column's name is a feature name: not one of ours, no `/`
+  (TFDS joins nested keys with it)."""
+  if not isinstance(name, str) or not name or "/" in name:
+    raise ValueError(f"column name {name!r}: must be a non-empty name"
+                     " without '/'")
+  if name in RESERVED_KEYS:
+    raise ValueError(f"column name {name!r} is one of the dataset's own"
+                     f" features {sorted(RESERVED_KEYS)}")
 
 
 def _mask_image() -> tfds.features.Image:

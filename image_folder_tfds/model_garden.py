@@ -147,6 +147,8 @@ def dropped_fields(
       note("image class confidence")
     if r.extra:
       note("image extra")
+    if r.columns:
+      note("metadata columns")
     if r.id and r.id != r.key and not _DECIMAL.fullmatch(r.id):
       note("image id (source_id is a number)")
     for o in r.objects:

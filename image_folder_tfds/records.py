@@ -87,6 +87,10 @@ class ImageRecord:
   # (a TFRecord file, a spill file of images embedded in annotations), not
   # the whole file. None: the whole file.
   data_range: tuple[int, int] | None = None
+  # Values of the dataset's metadata columns for this image (Hugging Face
+  # `metadata.jsonl`/`.csv`/`.parquet`): a JSON object {column: value},
+  # every column of `ScanResult.columns` present, values of its type.
+  columns: str = ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

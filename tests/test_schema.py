@@ -317,3 +317,47 @@ def test_tfds_build_cli_builds_one_dataset_and_reaches_the_kind_option(tmp_path)
   default = _load_fresh(out, with_plugin=False)
   assert set(default["examples"]) == set(det["examples"])
   assert all("objects" not in ex for ex in default["examples"].values())
+
+
+def test_metadata_columns_are_features_of_their_own_names():
+  """`ScanResult.columns` (HF metadata) become top-level features, written
+  from each record's `columns`, and are kept in the schema metadata."""
+  import json
+
+  columns = {"text": "text", "rating": "int", "score": "float",
+             "ok": "bool", "tags": "text_list", "sizes": "int_list",
+             "weights": "float_list", "flags": "bool_list"}
+  values = {"text": "a cat", "rating": 3, "score": 0.5, "ok": True,
+            "tags": ["x", "y"], "sizes": [1, 2, 3], "weights": [],
+            "flags": [False]}
+  rec = records.ImageRecord(key="a.jpg", path="/d/a.jpg", file_name="a.jpg",
+                            split="train", source="metadata.jsonl",
+                            id="a.jpg", columns=json.dumps(values))
+  schema = features.Schema.from_records([rec], columns=columns)
+  assert schema.kind == "images"
+  assert schema.columns == tuple(columns.items())
+  feature_dict = schema.features_dict()
+  for name in columns:
+    assert name in feature_dict
+  from image_folder_tfds import images  # pylint: disable=g-import-not-at-top
+  image = images.LoadedImage(data=helpers.encode(helpers.photo(1)),
+                             format="jpeg", source_format="JPEG", width=40,
+                             height=30, display_width=40, display_height=30)
+  example = schema.to_example(rec, image, ())
+  assert {k: example[k] for k in columns} == values
+  # The encoded example is what TFDS would write.
+  feature_dict.encode_example(example)
+  again = features.Schema.from_metadata(schema.to_metadata(), store_images=True)
+  assert again == schema
+  # A dataset without columns keeps the metadata of 2.0.0.
+  assert "columns" not in features.Schema().to_metadata()
+  for bad in ("label", "image", "objects", "a/b", ""):
+    with pytest.raises(ValueError, match="column name"):
+      features.Schema(columns=((bad, "text"),))
+  with pytest.raises(ValueError, match="unknown type"):
+    features.Schema(columns=(("x", "complex"),))
+  with pytest.raises(ValueError, match="no value of column 'text'"):
+    schema.to_example(records.ImageRecord(**{
+        **{f: getattr(rec, f) for f in ("key", "path", "file_name", "split",
+                                        "source", "id")},
+        "columns": "{}"}), image, ())

@@ -180,6 +180,12 @@ def annotation_artefacts(rels: Sequence[str]) -> list[Artefact]:
   return out
 
 
+# The types a metadata column can have (`ScanResult.columns`): a scalar or a
+# list (any length) of integers, floats, booleans or strings.
+COLUMN_TYPES = ("int", "float", "bool", "text",
+                "int_list", "float_list", "bool_list", "text_list")
+
+
 @dataclasses.dataclass(kw_only=True)
 class ScanResult:
   layout: str  # Human-readable description of what was detected.
@@ -195,6 +201,10 @@ class ScanResult:
   # `info.metadata` (JSON values; YOLO's `flip_idx`, for example). The
   # builder stores it without knowing the format.
   metadata: dict[str, object] = dataclasses.field(default_factory=dict)
+  # Metadata columns stored as features of their own: {name: type}, types
+  # from `COLUMN_TYPES`, in the order they are stored; each record's
+  # `columns` holds a value of every one.
+  columns: dict[str, str] = dataclasses.field(default_factory=dict)
 
   def split_names(self) -> list[str]:
     """The split of each record, in order."""
