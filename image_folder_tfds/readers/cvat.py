@@ -89,26 +89,41 @@ def root_tag(path: str) -> str | None:
 
   Only the first element is parsed (one 16 KB read, for most files).
   """
+  return _root(path)[0]
+
+
+def _root(path: str) -> tuple[str | None, str]:
+  """(root tag or None, why there is none)."""
   try:
     for _, elem in DET.iterparse(path, events=("start",)):
-      return elem.tag
-  except (ET.ParseError, defusedxml.DefusedXmlException, OSError,
-          UnicodeError, ValueError):
-    return None
-  return None
+      return elem.tag, ""
+  except (ET.ParseError, defusedxml.DefusedXmlException) as e:
+    return None, _xml_error(e)
+  except (OSError, UnicodeError, ValueError) as e:
+    return None, str(e)
+  return None, "no element"
+
+
+def is_cvat_file(path: str) -> bool:
+  """Root element `<annotations>`; or named `annotations.xml` and refused by
+  defusedxml (entities, external references): read, so that the report says
+  why, rather than left to be found by name as an unread annotation file."""
+  tag, why = _root(path)
+  return tag == ROOT_TAG or (
+      os.path.basename(path).lower() == FILE_NAME
+      and why.startswith("refused by defusedxml"))
 
 
 def find_files(root: str, options: common.ReadOptions) -> list[str]:
-  """`options.annotations` when its root element is `<annotations>`, else
-  the `.xml` files at the top of `root` whose root element is
-  `<annotations>`, `annotations.xml` first.
+  """`options.annotations` when it is a CVAT file (`is_cvat_file`), else
+  the `.xml` files at the top of `root` that are, `annotations.xml` first.
 
   An `.xml` named like an image beside it (`a.xml` next to `a.jpg`: a
   per-image annotation, VOC's or LabelImg's) is not opened.
   """
   if options.annotations:
     path = annotated.annotation_path(root, options.annotations)
-    return [path] if root_tag(path) == ROOT_TAG else []
+    return [path] if is_cvat_file(path) else []
   try:
     names = sorted(n for n in os.listdir(root) if not common.is_hidden(n))
   except OSError:
@@ -119,7 +134,7 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   candidates.sort(key=lambda n: (n.lower() != FILE_NAME, n))
   return [os.path.join(root, n) for n in candidates
           if os.path.isfile(os.path.join(root, n))
-          and root_tag(os.path.join(root, n)) == ROOT_TAG]
+          and is_cvat_file(os.path.join(root, n))]
 
 
 def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
@@ -265,11 +280,15 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   root = os.path.abspath(root)
   files = find_files(root, options)
   if not files:
-    where = (annotated.annotation_path(root, options.annotations)
-             if options.annotations else f"{root}/{FILE_NAME}")
+    path = (annotated.annotation_path(root, options.annotations)
+            if options.annotations else os.path.join(root, FILE_NAME))
+    tag, why = _root(path) if os.path.isfile(path) else (None, "")
+    if tag is not None:
+      why = f"its root element is <{tag}>, not <{ROOT_TAG}>"
     raise records.InputError(
-        f"{where}: no CVAT for images XML file (an .xml file whose root"
-        " element is <annotations>) found")
+        f"{path}: not a CVAT for images XML file ({why})" if why else
+        f"{root}: no CVAT for images XML file ({FILE_NAME}, or an .xml file"
+        " at the top whose root element is <annotations>)")
   problems: list[records.Problem] = []
   metas = []
   for path in files:
