@@ -379,6 +379,7 @@ class _FileReader:
     folder = os.path.dirname(path)
     self.folders = list(dict.fromkeys([folder, root]))
     self.images = 0  # <image> elements seen.
+    self._bases_of: dict[str, list[str]] = {}
     self.other_subsets = collections.Counter()
     self.ellipses: list[str] = []
     self.with_mask = 0
@@ -438,6 +439,21 @@ class _FileReader:
 
   # --- One <image> ---
 
+  def _bases(self, subset: str) -> list[str]:
+    """The folders an image of `subset` is looked for in, those that
+    exist (known once per subset: each missing one would cost a look per
+    image)."""
+    bases = self._bases_of.get(subset)
+    if bases is None:
+      bases = []
+      for folder in self.folders:
+        if subset:
+          bases.append(os.path.join(folder, "images", subset))
+        bases += [os.path.join(folder, "images"), folder]
+      bases = [b for b in dict.fromkeys(bases) if os.path.isdir(b)] or bases
+      self._bases_of[subset] = bases
+    return bases
+
   def _image(self, elem: ET.Element) -> records.ImageRecord | None:
     attrs = elem.attrib
     iid = attrs.get("id", "")
@@ -450,31 +466,24 @@ class _FileReader:
           self.path, "<image> has no name: its file cannot be found",
           split=split or "", item=where))
       return None
-    bases = []
-    for folder in self.folders:
-      if subset:
-        bases.append(os.path.join(folder, "images", subset))
-      bases += [os.path.join(folder, "images"), folder]
     try:
-      abs_path, rel = annotated.resolve_image(name, bases, self.root)
+      abs_path, rel = annotated.resolve_image(name, self._bases(subset),
+                                              self.root)
     except annotated.PathError as e:
       self.problems.append(annotated.input_problem(
           self.path, str(e), split=split or "", item=where))
       return None
+    extra = {k: v for k, v in attrs.items() if k not in _IMAGE_STORED}
     if split is None and subset and subset != DEFAULT_SUBSET:
       self.other_subsets[subset] += 1
+      extra["subset"] = subset
     split = annotated.assign_split(split, rel, self.options)
     size = annotated.declared_size(
         _int_or_text(attrs.get("width")), _int_or_text(attrs.get("height")),
         self.path, f"{rel}: {where}", split, self.problems)
-    extra = {k: v for k, v in attrs.items() if k not in _IMAGE_STORED}
-    if subset and splits_lib.canonical_split(subset) is None and (
-        subset != DEFAULT_SUBSET):
-      extra["subset"] = subset
     objects, object_extra, labels, tags = [], {}, [], []
     for k, child in enumerate(elem):
-      item = f"{rel}: object {k} (<{child.tag}> {child.get('label')!r})"
-      problem = _Reporter(self.problems, self.path, split, item)
+      problem = _Reporter(self.problems, self.path, split, rel, k, child)
       try:
         if child.tag == "tag":
           label = self._label(child, "tag")
@@ -490,14 +499,14 @@ class _FileReader:
         continue
       if obj is None:
         continue
-      if obj.segmentation >= 0:
-        self.with_mask += 1
       objects.append(obj)
       rest = _rest(child, child.tag, problem)
       if rest:
         object_extra[obj.id] = rest
-    if any(o.segmentation >= 0 for o in objects):
-      self.without_mask += sum(1 for o in objects if o.segmentation < 0)
+    with_mask = sum(1 for o in objects if o.segmentation >= 0)
+    if with_mask:
+      self.with_mask += with_mask
+      self.without_mask += len(objects) - with_mask
     if object_extra:
       extra["objects"] = object_extra
     if tags:
@@ -505,20 +514,20 @@ class _FileReader:
     return records.ImageRecord(
         key=rel, path=abs_path, file_name=rel, split=split, source=self.path,
         id=iid, objects=tuple(objects), coords="pixel", size=size,
-        segmentation_file=self.store.path if any(
-            o.segmentation >= 0 for o in objects) else "",
+        segmentation_file=self.store.path if with_mask else "",
         labels=tuple(labels), labels_text=tuple(self.names[i] for i in labels),
         extra=json.dumps(extra, sort_keys=True, ensure_ascii=False)
         if extra else "")
 
   def _label(self, elem: ET.Element, what: str) -> int:
     label = elem.get("label")
-    if not label:
-      raise annotated.FieldError(f"<{what}> has no label")
-    if label not in self.index:
+    index = self.index.get(label)
+    if index is None:
+      if not label:
+        raise annotated.FieldError(f"<{what}> has no label")
       raise annotated.FieldError(
           f"label {label!r} is not among the classes ({self.source})")
-    return self.index[label]
+    return index
 
   def _object(self, elem, k, size, problem) -> records.ObjectRecord | None:
     """The object of one shape element, or None (reported) when its kind
@@ -531,43 +540,43 @@ class _FileReader:
       problem(f"<{tag}> is not a CVAT for images shape: not read")
       return None
     label = self._label(elem, tag)
-    obj = records.ObjectRecord(label=label, text=self.names[label],
-                               id=str(k))
+    box, keypoints, segmentation = None, (), -1
     if tag == "box":
-      box = tuple(_number(elem, a) for a in ("xtl", "ytl", "xbr", "ybr"))
-      rotation = _number(elem, "rotation", default=0.0)
-      if rotation % 360:
-        box = _clip(_rotated_extent(box, rotation), size)
-        problem(f"box rotated by {rotation:g} degrees: stored as the"
-                " axis-aligned box around it, inside the image (the rotation"
-                " is kept in `extra`)", kind="changed")
-      return dataclasses.replace(obj, box=box)
-    if tag == "ellipse":
-      cx, cy, rx, ry = (_number(elem, a) for a in ("cx", "cy", "rx", "ry"))
-      rotation = _number(elem, "rotation", default=0.0)
+      box = _numbers(elem, _BOX)
+      if elem.get("rotation") is not None:
+        rotation = _numbers(elem, ("rotation",))[0]
+        if rotation % 360:
+          box = _clip(_rotated_extent(box, rotation), size)
+          problem(f"box rotated by {rotation:g} degrees: stored as the"
+                  " axis-aligned box around it, inside the image (the"
+                  " rotation is kept in `extra`)", kind="changed")
+    elif tag == "ellipse":
+      cx, cy, rx, ry = _numbers(elem, ("cx", "cy", "rx", "ry"))
+      rotation = (_numbers(elem, ("rotation",))[0]
+                  if elem.get("rotation") is not None else 0.0)
+      box = _clip(_ellipse_extent(cx, cy, rx, ry, rotation), size)
       self.ellipses.append(problem.item)
-      return dataclasses.replace(
-          obj, box=_clip(_ellipse_extent(cx, cy, rx, ry, rotation), size))
-    if tag == "polygon":
+    elif tag == "polygon":
       flat = _points(elem)
       parts = masks.check_polygons([flat], field="points")
       xs, ys = flat[0::2], flat[1::2]
-      return dataclasses.replace(
-          obj, box=(min(xs), min(ys), max(xs), max(ys)),
-          segmentation=self.store.add(masks.pack_polygons(parts)))
-    if tag == "mask":
+      box = (min(xs), min(ys), max(xs), max(ys))
+      segmentation = self.store.add(masks.pack_polygons(parts))
+    elif tag == "mask":
       blob, box = _cvat_mask(elem, size)
-      return dataclasses.replace(obj, box=box,
-                                 segmentation=self.store.add(blob))
-    if tag == "points":
+      segmentation = self.store.add(blob)
+    elif tag == "points":
       flat = _points(elem)
       v = _visibility(elem)
-      return dataclasses.replace(obj, keypoints=tuple(
-          records.Keypoint(x=flat[i], y=flat[i + 1], v=v)
-          for i in range(0, len(flat), 2)))
-    return self._skeleton(elem, obj, problem)  # tag == "skeleton"
+      keypoints = tuple(records.Keypoint(x=flat[i], y=flat[i + 1], v=v)
+                        for i in range(0, len(flat), 2))
+    else:  # tag == "skeleton"
+      keypoints = self._skeleton(elem, problem)
+    return records.ObjectRecord(
+        box=box, label=label, text=self.names[label], id=str(k),
+        keypoints=keypoints, segmentation=segmentation)
 
-  def _skeleton(self, elem, obj, problem) -> records.ObjectRecord:
+  def _skeleton(self, elem, problem) -> tuple[records.Keypoint, ...]:
     names = self.sublabels.get(elem.get("label"))
     if not names:
       raise annotated.FieldError(
@@ -601,16 +610,21 @@ class _FileReader:
       points[sub] = records.Keypoint(x=flat[0], y=flat[1],
                                      v=_visibility(element))
     missing = records.Keypoint(x=0.0, y=0.0, v=0)
-    return dataclasses.replace(
-        obj, keypoints=tuple(points.get(n, missing) for n in names))
+    return tuple(points.get(n, missing) for n in names)
 
 
 class _Reporter:
-  """Reports problems of one shape (an annotation of a kept image)."""
+  """Reports problems of one shape (an annotation of a kept image); its
+  `item` names the image and the shape, made only when a problem is."""
 
-  def __init__(self, problems, path, split, item):
-    self.problems, self.path, self.split, self.item = (
-        problems, path, split, item)
+  def __init__(self, problems, path, split, rel, k, elem):
+    self.problems, self.path, self.split = problems, path, split
+    self.rel, self.k, self.elem = rel, k, elem
+
+  @property
+  def item(self) -> str:
+    return (f"{self.rel}: object {self.k} (<{self.elem.tag}>"
+            f" {self.elem.get('label')!r})")
 
   def __call__(self, reason: str, kind: str = "rejected") -> None:
     self.problems.append(annotated.annotation_problem(
@@ -631,20 +645,30 @@ def _int_or_text(value):
     return value
 
 
-def _number(elem, name: str, default: float | None = None) -> float:
-  value = elem.get(name)
-  if value is None:
-    if default is not None:
-      return default
-    raise annotated.FieldError(f"{name} is missing")
+_BOX = ("xtl", "ytl", "xbr", "ybr")
+
+
+def _numbers(elem, names) -> tuple[float, ...]:
+  """The attributes `names` of `elem`, finite numbers. Raises `FieldError`
+  naming the first that is missing or not one."""
   try:
-    number = float(value)
-  except ValueError:
-    raise annotated.FieldError(
-        f"{name} must be a number, got {value!r}") from None
-  if not math.isfinite(number):
-    raise annotated.FieldError(f"{name} is {value!r} (NaN or infinite)")
-  return number
+    values = tuple(float(elem.get(n)) for n in names)
+    if all(map(math.isfinite, values)):
+      return values
+  except (TypeError, ValueError):
+    pass
+  for name in names:  # Which one, and why.
+    value = elem.get(name)
+    if value is None:
+      raise annotated.FieldError(f"{name} is missing")
+    try:
+      number = float(value)
+    except ValueError:
+      raise annotated.FieldError(
+          f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+      raise annotated.FieldError(f"{name} is {value!r} (NaN or infinite)")
+  raise AssertionError(f"{names}: no bad value among {elem.attrib}")
 
 
 def _points(elem) -> list[float]:
