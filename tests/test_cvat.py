@@ -338,6 +338,9 @@ def test_boxes_polygons_masks_and_keypoints_read_back(project):
   np.testing.assert_array_equal(masks[5], placed)
   for i in (0, 1, 3, 4):  # Boxes and keypoints: empty masks.
     assert not masks[i].any()
+  # 14 objects read (the broken image's box too), 2 with a mask.
+  p = ah.find_problem(project[2], "no polygon or mask", kind="warning")
+  assert "12 of 14 objects" in p["reason"]
 
   c = ah.objects(examples["images/Validation/c.jpg"], CLASSES)
   ah.assert_object(c[0], {"box": _norm((10.0, 10.0, 30.5, 40.0)), "label": 0},

@@ -381,7 +381,8 @@ class _FileReader:
     self.images = 0  # <image> elements seen.
     self._bases_of: dict[str, list[str]] = {}
     self.other_subsets = collections.Counter()
-    self.ellipses: list[str] = []
+    self.ellipses = 0
+    self.first_ellipse = ""
     self.with_mask = 0
     self.without_mask = 0
     self.ignored = collections.Counter()  # Unknown elements of <annotations>.
@@ -426,8 +427,8 @@ class _FileReader:
            " (Train, Validation, Test, ...): its images get hash splits"
            " (`split_fractions`); the subset is kept in `extra`")
     if self.ellipses:
-      warn(f"{len(self.ellipses)} <ellipse> shape(s) stored as their"
-           f" bounding boxes (first: {self.ellipses[0]}); cx, cy, rx, ry and"
+      warn(f"{self.ellipses} <ellipse> shape(s) stored as their bounding"
+           f" boxes (first: {self.first_ellipse}); cx, cy, rx, ry and"
            " rotation are kept in `extra`")
     if self.with_mask and self.without_mask:
       warn(f"{self.without_mask} of {self.with_mask + self.without_mask}"
@@ -504,9 +505,8 @@ class _FileReader:
       if rest:
         object_extra[obj.id] = rest
     with_mask = sum(1 for o in objects if o.segmentation >= 0)
-    if with_mask:
-      self.with_mask += with_mask
-      self.without_mask += len(objects) - with_mask
+    self.with_mask += with_mask
+    self.without_mask += len(objects) - with_mask
     if object_extra:
       extra["objects"] = object_extra
     if tags:
@@ -555,7 +555,8 @@ class _FileReader:
       rotation = (_numbers(elem, ("rotation",))[0]
                   if elem.get("rotation") is not None else 0.0)
       box = _clip(_ellipse_extent(cx, cy, rx, ry, rotation), size)
-      self.ellipses.append(problem.item)
+      self.ellipses += 1
+      self.first_ellipse = self.first_ellipse or problem.item
     elif tag == "polygon":
       flat = _points(elem)
       parts = masks.check_polygons([flat], field="points")
