@@ -376,7 +376,7 @@ def instance_masks(record, image, objects):
         mask = decode(records.read_at(f, obj.segmentation), *declared)
         mask = to_stored(mask, display=display, orientation=image.orientation,
                          out=out)
-      except MaskError as e:
+      except (MaskError, ValueError) as e:  # ValueError: pycocotools' own.
         item = f"object {obj.id}" if obj.id else f"object #{index}"
         problems.append(records.Problem(
             file=record.source, item=f"{record.file_name}: {item}",
