@@ -307,12 +307,13 @@ def _read_beside(root, options, classes, problems) -> list[records.ImageRecord]:
           key=rel, path=path, file_name=rel,
           split=annotated.assign_split(split_of(folder), rel, options),
           source=path, id=os.path.splitext(name)[0], coords="pixel"))
-    if without:
+    if without:  # Named by the first: the folder may be the data root.
       problems.append(records.Problem(
-          file=os.path.join(root, folder), kind="warning",
+          file=os.path.join(root, without[0]), kind="warning",
           counts_as_input=False,
-          reason=f"{len(without)} image(s) have no .xml beside them: kept"
-          f" without objects, first: {without[0]}"))
+          reason=f"no .xml beside it: kept without objects ({len(without)}"
+          f" image(s) in {folder.replace(os.sep, '/') or 'the top folder'}"
+          " have none)"))
   return drafts
 
 
