@@ -257,7 +257,7 @@ def _label_img_folder(root: pathlib.Path, n: int):
       (root / name).write_bytes(BROKEN)
       expected[name] = None
   if n >= 20:
-    # labelImg before 1.8 wrote <filename> without the extension.
+    # Older labelImg versions wrote <filename> without the extension.
     (root / "pic2.xml").write_text(_xml("pic2", (40, 30), expected["pic2.jpg"],
                                         "imgs"))
     # Not annotated yet: no XML. An empty XML file: refused, its image too.
@@ -332,3 +332,35 @@ def test_label_img_messy_cases_are_reported(tmp_path_factory):
   assert len(broken) == 3  # One per split.
   assert len(ah.problems(report, "rejected")) == 4
   assert len(ah.problems(report)) == 5
+
+
+def test_xml_beside_images_claimed_only_on_positive_evidence(tmp_path):
+  """Claimed: XMLs named like the images beside them whose root element is
+  <annotation>, for at least half of the images, at the top or one folder
+  down. Not: another XML (CVAT's <annotations>), a stray XML in a class
+  folder, or only files that defusedxml refuses."""
+  from image_folder_tfds import readers  # pylint: disable=g-import-not-at-top
+  options = readers.ReadOptions(split_fractions={})
+
+  def voc_claim(files: dict[str, str]):
+    root = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+    for rel, text in files.items():
+      (root / rel).parent.mkdir(parents=True, exist_ok=True)
+      if rel.endswith(".jpg"):
+        helpers.write_image(root / rel)
+      else:
+        (root / rel).write_text(text)
+    return [c for c in readers.claims(str(root), options) if c.layout == "voc"]
+
+  voc = _xml("a.jpg", (40, 30), [("dog", (1, 2, 3, 4))])
+  (claim,) = voc_claim({"train/a.jpg": "", "train/a.xml": voc,
+                        "valid/b.jpg": "", "valid/b.xml": voc,
+                        "README.roboflow.txt": "roboflow"})
+  assert claim.evidence == ("train/a.xml", "valid/b.xml")
+  assert voc_claim({"a.jpg": "", "a.xml": voc, "b.jpg": ""})  # Half.
+  assert not voc_claim({"a.jpg": "", "a.xml": "<annotations><image/>"
+                        "</annotations>", "b.jpg": "", "b.xml": voc})
+  assert not voc_claim({"cat/1.jpg": "", "cat/1.xml": voc, "cat/2.jpg": "",
+                        "dog/3.jpg": ""})
+  assert not voc_claim({"a.jpg": "", "a.xml": BOMB})
+  assert not voc_claim({"a.jpg": "", "b.xml": voc})  # Not named like it.
