@@ -199,7 +199,7 @@ def test_billion_laughs_is_refused_not_expanded(devkit):
   root, builder, examples = devkit
   report = helpers.report(builder)
   problem = ah.find_problem(report, "2012_bomb.xml", kind="rejected")
-  assert "refused, not expanded" in problem["reason"]
+  assert "which are refused, not expanded" in problem["reason"]
   assert "EntitiesForbidden" in problem["reason"]
   assert "JPEGImages/2012_bomb.jpg" not in examples
 

@@ -372,9 +372,10 @@ def _parse(path: str) -> ET.Element:
     return SafeET.parse(path).getroot()
   except defusedxml.DefusedXmlException as e:
     raise annotated.FieldError(
-        f"XML that declares or refers to entities ({e!r}) is refused, not"
-        " expanded: entity expansion (\"billion laughs\") can take all memory;"
-        " VOC annotations need none") from None
+        f"not a readable XML file: it declares or refers to entities ({e!r}),"
+        " which are refused, not expanded: their expansion (\"billion"
+        " laughs\") can take all memory, and VOC annotations need none"
+        ) from None
   except (ET.ParseError, OSError) as e:
     raise annotated.FieldError(f"not a readable XML file: {e}") from None
 
