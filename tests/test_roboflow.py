@@ -369,3 +369,21 @@ def test_coco_keypoint_export_builds_with_its_root_category(tmp_path):
   report = helpers.report(builder)
   ah.find_problem(report, "category 0 ('locust')", "root category",
                   kind="warning")
+
+
+@pytest.mark.slow
+def test_tfds_build_command_on_the_voc_export(voc_export, tmp_path):
+  """The user's command on the unzipped VOC export gives the dataset the
+  in-process build gave: the same examples, splits and boxes."""
+  root, _, examples = voc_export
+  out = helpers.run(helpers.tfds_cli() + [
+      "build", "my_images", "--imports", "image_folder_tfds",
+      "--manual_dir", str(root), "--data_dir", str(tmp_path)])
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "voc: an .xml beside each image" in out.stderr
+  got = ah.load_all(tmp_path)
+  assert sorted(got) == sorted(examples)
+  for rel, ex in examples.items():
+    assert got[rel]["split"] == ex["split"]
+    np.testing.assert_allclose(got[rel]["objects"]["bbox"],
+                               ex["objects"]["bbox"], atol=ah.TOL)

@@ -340,7 +340,7 @@ def test_xml_beside_images_claimed_only_on_positive_evidence(tmp_path):
   down. Not: another XML (CVAT's <annotations>), a stray XML in a class
   folder, or only files that defusedxml refuses."""
   from image_folder_tfds import readers  # pylint: disable=g-import-not-at-top
-  options = readers.ReadOptions(split_fractions={})
+  options = readers.ReadOptions(split_fractions=DEFAULT_FRACTIONS)
 
   def voc_claim(files: dict[str, str]):
     root = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
@@ -364,3 +364,17 @@ def test_xml_beside_images_claimed_only_on_positive_evidence(tmp_path):
                         "dog/3.jpg": ""})
   assert not voc_claim({"a.jpg": "", "a.xml": BOMB})
   assert not voc_claim({"a.jpg": "", "b.xml": voc})  # Not named like it.
+  # Not at the top nor in a split folder: not claimed (class folders then
+  # refuse the folder, naming layout "voc"), but read when chosen.
+  assert not voc_claim({"batch1/a.jpg": "", "batch1/a.xml": voc})
+  root = tmp_path / f"case{len(list(tmp_path.iterdir())) - 1}"
+  scan = readers.scan(str(root), "voc", options)
+  assert [(r.key, len(r.objects)) for r in scan.records] == [("batch1/a.jpg", 1)]
+  # VOC 2012's test download: JPEGImages/ and ImageSets/Main/test.txt only.
+  (claim,) = voc_claim({"JPEGImages/x.jpg": "",
+                        "ImageSets/Main/test.txt": "x\n"})
+  assert claim.evidence == ("ImageSets/Main/test.txt",)
+  root = tmp_path / f"case{len(list(tmp_path.iterdir())) - 1}"
+  scan = readers.scan(str(root), "auto", options)
+  assert [(r.key, r.split, r.objects) for r in scan.records] == [
+      ("JPEGImages/x.jpg", "test", ())]

@@ -13,9 +13,10 @@
   default output (one folder). The image of an XML is the image beside it
   with the same name (labelImg once wrote `<filename>` without its
   extension, so the name, not `<filename>`, pairs them); an XML without one
-  names its image with `<filename>`, in its folder. The split is the top
-  folder's name when that is a split name, else a stable hash. An image
-  without an XML beside it is kept without objects.
+  names its image with `<filename>`, in its folder. Found at the top or in
+  split folders; read in every folder below. The split is the top folder's
+  name when that is a split name, else a stable hash. An image without an
+  XML beside it is kept without objects.
 
 Box corners are pixel coordinates taken as written and divided by the image
 size, as TFDS's own `voc` dataset and the TF Object Detection API do. Object
@@ -56,10 +57,12 @@ _CHECKED = 3
 def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
   """Likely: the devkit's `Annotations/` holding `.xml` files (or
   `JPEGImages/` with split lists in `ImageSets/Main/`), or `.xml` files
-  beside images of the same name, at the top or one folder down (Roboflow's
-  split folders), whose root element is `<annotation>` (the first few are
-  read) and that annotate at least half of the images there (a class
-  folder with one stray XML is not VOC; `folders` then refuses it).
+  beside images of the same name, at the top (labelImg) or in split folders
+  (Roboflow's `train/`, `valid/`, `test/`), whose root element is
+  `<annotation>` (the first few are read) and that annotate at least half
+  of the images there. A class folder holding an XML is not claimed:
+  `folders` then refuses it, naming `layout: "voc"`, which reads XMLs
+  beside images in any folder.
   """
   if options.annotations:
     return None
@@ -91,22 +94,33 @@ def _first_xml(folder: str) -> str | None:
 
 def _pairs_near_top(root: str) -> tuple[list[str], int]:
   """(the `.xml` files named like an image beside them, relative to root;
-  the number of images) in `root` and in each folder directly in it."""
+  the number of images) in `root` and in its split folders (`train/`,
+  `valid/`, `test/`, ...). Class folders are not listed: a million images
+  there would cost a second walk of the folder."""
   pairs, num_images = [], 0
   try:
     folders = [""] + sorted(
         e.name for e in os.scandir(root)
-        if not common.is_hidden(e.name) and e.is_dir())
+        if not common.is_hidden(e.name) and e.is_dir()
+        and splits_lib.canonical_split(e.name))
   except OSError:
     return [], 0
+  listed = []
   for folder in folders:
     try:
-      names = [n for n in sorted(os.listdir(os.path.join(root, folder)))
-               if not common.is_hidden(n)]
+      listed.append((folder, os.listdir(os.path.join(root, folder))))
     except OSError:
       continue
-    stems = {os.path.splitext(n)[0] for n in names if common.is_image_name(n)}
-    num_images += sum(1 for n in names if common.is_image_name(n))
+  # Split folders of class folders hold no XML: one search of the joined
+  # names says so, without looking at each name.
+  if not any(".xml\n" in ("\n".join(names) + "\n").lower()
+             for _, names in listed):
+    return [], 0
+  for folder, names in listed:
+    names = sorted(n for n in names if not common.is_hidden(n))
+    images = [n for n in names if common.is_image_name(n)]
+    stems = {os.path.splitext(n)[0] for n in images}
+    num_images += len(images)
     pairs.extend(os.path.join(folder, n) for n in names
                  if n.lower().endswith(".xml")
                  and os.path.splitext(n)[0] in stems)
