@@ -68,7 +68,8 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
     return None
   xml = _first_xml(os.path.join(root, "Annotations"))
   if xml is not None:
-    return common.Claim(NAME, common.LIKELY, (os.path.join("Annotations", xml),))
+    return common.Claim(NAME, common.LIKELY,
+                        (os.path.join("Annotations", xml),))
   lists = _list_files(root)
   if lists and os.path.isdir(os.path.join(root, "JPEGImages")):
     return common.Claim(NAME, common.LIKELY, tuple(
@@ -139,7 +140,7 @@ def _root_tag(path: str) -> str | None:
   return None
 
 
-# --- Reading -------------------------------------------------------------------
+# --- Reading -----------------------------------------------------------------
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
@@ -147,8 +148,9 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   root = os.path.abspath(root)
   problems: list[records.Problem] = []
   classes = annotated.classes_for(root, options)
-  if (os.path.isdir(os.path.join(root, "Annotations"))
-      or (_list_files(root) and os.path.isdir(os.path.join(root, "JPEGImages")))):
+  devkit = os.path.isdir(os.path.join(root, "Annotations")) or (
+      _list_files(root) and os.path.isdir(os.path.join(root, "JPEGImages")))
+  if devkit:
     layout = "voc: Annotations/*.xml, JPEGImages/"
     drafts = _read_devkit(root, options, classes, problems)
   else:
@@ -307,8 +309,8 @@ def _read_beside(root, options, classes, problems) -> list[records.ImageRecord]:
           taken[os.path.normpath(rec.path)] = path
         else:
           for image in candidates:
-            taken.setdefault(os.path.normpath(os.path.join(root, folder, image)),
-                          path)
+            image_path = os.path.normpath(os.path.join(root, folder, image))
+            taken.setdefault(image_path, path)
   for folder in sorted(images):
     without = []
     for name in images[folder]:
