@@ -784,5 +784,7 @@ def test_roboflow_coco_export(tmp_path):
   scan = readers.scan(str(root), "auto", OPTIONS)
   assert {r.key: r.split for r in scan.records} == {
       "train/a.jpg": "train", "valid/a.jpg": "validation"}
-  assert scan.class_names == ["things", "fox"]
-  assert [o.label for r in scan.records for o in r.objects] == [1, 1]
+  # "things" is Roboflow's root category (the supercategory of "fox", with no
+  # annotation): no class (tests/test_roboflow.py).
+  assert scan.class_names == ["fox"]
+  assert [o.label for r in scan.records for o in r.objects] == [0, 0]

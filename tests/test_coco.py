@@ -101,25 +101,120 @@ def test_skeleton_in_metadata(built):
   assert builder.info.metadata["skeletons"] == {"person": person["skeleton"]}
 
 
-@pytest.mark.parametrize("skeleton, message", [
-    ([[1, 99]], "link [1, 99] names a keypoint outside 1.."),
-    ([[1]], "is not a pair [a, b]"),
-    ("1-2", "skeleton"),
-])
-def test_bad_skeleton_is_refused(tmp_path, skeleton, message):
-  root = tmp_path / "coco"
-  import shutil
-  shutil.copytree(ROOT, root)
-  path = root / "annotations" / "person_keypoints_train2017.json"
-  data = json.loads(path.read_text())
-  for c in data["categories"]:
-    if c.get("keypoints"):
-      c["skeleton"] = skeleton
-  path.write_text(json.dumps(data))
-  with pytest.raises(image_folder_tfds.records.InputError) as e:
-    helpers.build(root, tmp_path / "out")
-  assert "person_keypoints_train2017.json" in str(e.value)
-  assert message in str(e.value)
+def _keypoint_file(root, categories, annotations, images=2):
+  """A `person_keypoints_train2017.json` with `images` 40x30 images."""
+  return helpers.write_coco(
+      root, "train",
+      [{"id": i, "file_name": f"{i}.jpg", "width": 40, "height": 30}
+       for i in range(1, images + 1)], annotations, categories)
+
+
+def _kp_annotation(aid, image_id, cid, points):
+  """A COCO annotation with keypoints `points` [(x, y, v)] and a box."""
+  return {"id": aid, "image_id": image_id, "category_id": cid,
+          "bbox": [1, 2, 30, 20], "area": 600.0, "iscrowd": 0,
+          "num_keypoints": sum(1 for p in points if p[2]),
+          "keypoints": [v for p in points for v in p]}
+
+
+def _want_keypoints(points):
+  return [(x / 40, y / 30, v, -1.0) for x, y, v in points]
+
+
+ISSUE_POINTS = {10: [(3, 4, 2), (6, 5, 1), (20, 10, 2)],
+                11: [(30, 20, 2), (0, 0, 0), (12, 12, 2)]}
+
+
+@pytest.fixture(scope="module")
+def issue_case(tmp_path_factory):
+  """Issue 25's file: a category that lists no keypoint names, whose
+  annotations carry keypoints, with a skeleton numbered from 0."""
+  tmp = tmp_path_factory.mktemp("coco_issue")
+  path = _keypoint_file(
+      tmp / "coco",
+      [{"id": 1, "name": "person", "supercategory": "person",
+        "skeleton": [[0, 1], [1, 2]]}],
+      [_kp_annotation(aid, aid - 9, 1, points)
+       for aid, points in ISSUE_POINTS.items()])
+  builder = helpers.build(tmp / "coco", tmp / "out")
+  return path, builder, helpers.read_all(builder)
+
+
+def test_keypoints_without_names_and_0_based_skeleton_build(issue_case):
+  """Today's "skeleton link [0, 1] names a keypoint outside 1..0" no longer
+  stops the build: the keypoints are kept, the skeleton is left out, and the
+  report says both."""
+  path, builder, examples = issue_case
+  for aid, points in ISSUE_POINTS.items():
+    (got,) = ah.objects(examples[f"train2017/{aid - 9}.jpg"], ["person"])
+    ah.assert_object(got, {"box": (1 / 40, 2 / 30, 31 / 40, 22 / 30),
+                           "keypoints": _want_keypoints(points)}, str(aid))
+  assert "keypoint_names" not in builder.info.metadata
+  assert "skeletons" not in builder.info.metadata
+  report = helpers.report(builder)
+  skeleton = ah.find_problem(report, path.name, "category 1 ('person')"
+                             " skeleton", kind="warning")
+  assert skeleton["reason"].startswith(
+      "skeleton link [0, 1] names a keypoint outside 1..3 (it looks numbered"
+      " from 0; COCO numbers keypoints from 1): skeleton left out")
+  names = ah.find_problem(report, path.name, "lists no keypoint names",
+                          kind="warning")
+  assert "3 keypoints in 2 annotation(s)" in names["reason"]
+  assert "no keypoint_names for this class" in names["reason"]
+  assert not ah.problems(report, "rejected")
+
+
+# Other category metadata that disagrees with the annotations: each a
+# warning naming the file and the category; the build goes on.
+OTHER_CATEGORIES = [
+    {"id": 1, "name": "hand", "keypoints": ["a", "b"], "skeleton": [[1, 99]]},
+    {"id": 2, "name": "paw", "skeleton": [[1]]},
+    {"id": 3, "name": "tail", "keypoints": ["x", "y"], "skeleton": "1-2"},
+    {"id": 4, "name": "ear", "keypoints": ["l", "r"], "skeleton": [[1, 2]]},
+    {"id": 5, "name": "cup", "keypoints": "rim"},
+]
+OTHER_POINTS = {  # annotation id: (image, category, points)
+    20: (1, 1, [(2, 2, 2), (4, 4, 2)]),
+    21: (1, 2, [(5, 5, 2), (6, 6, 1)]),
+    22: (2, 2, [(7, 7, 2), (8, 8, 2), (9, 9, 2)]),
+    23: (2, 3, [(10, 10, 2), (11, 11, 2)]),
+    24: (2, 4, [(12, 12, 2), (13, 13, 1)]),
+}
+
+
+def test_other_category_metadata_disagreements_are_warnings(tmp_path):
+  path = _keypoint_file(tmp_path / "coco", OTHER_CATEGORIES, [
+      _kp_annotation(aid, image, cid, points)
+      for aid, (image, cid, points) in OTHER_POINTS.items()])
+  builder = helpers.build(tmp_path / "coco", tmp_path / "out")
+  names = ["hand", "paw", "tail", "ear", "cup"]
+  assert ah.class_names(builder) == names
+  assert builder.info.metadata["keypoint_names"] == {
+      "hand": ["a", "b"], "tail": ["x", "y"], "ear": ["l", "r"]}
+  assert builder.info.metadata["skeletons"] == {"ear": [[1, 2]]}
+  examples = helpers.read_all(builder)
+  for aid, (image, cid, points) in OTHER_POINTS.items():
+    got = {o["id"]: o for o in ah.objects(examples[f"train2017/{image}.jpg"],
+                                          names)}
+    ah.assert_object(got[str(aid)], {"label": cid - 1,
+                                     "keypoints": _want_keypoints(points)},
+                     str(aid))
+  report = helpers.report(builder)
+  for category, needle in [
+      ("category 1 ('hand') skeleton", "link [1, 99] names a keypoint outside"
+       " 1..2: skeleton left out"),
+      ("category 2 ('paw') skeleton", "skeleton link [1] is not a pair"),
+      ("category 3 ('tail') skeleton", "skeleton must be an array, got '1-2'"),
+      ("category 2 ('paw')", "2 keypoints in 1 annotation(s), 3 keypoints in"
+       " 1 annotation(s)"),
+      ("category 5 ('cup') keypoints", "must be an array, got 'rim': keypoint"
+       " names left out")]:
+    problem = ah.find_problem(report, path.name, category, needle,
+                              kind="warning")
+    assert problem["item"].startswith(category)
+  assert "padded" in ah.find_problem(
+      report, "category 2 ('paw')", "keypoints in", kind="warning")["reason"]
+  assert not ah.problems(report, "rejected")
 
 
 def test_every_box_keypoint_and_label_read_back(built):

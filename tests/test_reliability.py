@@ -106,7 +106,8 @@ def test_duplicate_keys_fail_before_any_image_is_read(tmp_path, monkeypatch):
   from image_folder_tfds import images
   real_read = images.read_file
   monkeypatch.setattr(images, "read_file",
-                      lambda path: reads.append(path) or real_read(path))
+                      lambda path, data_range=None: reads.append(path)
+                      or real_read(path, data_range))
   with pytest.raises(records.InputError) as e:
     helpers.build(root, tmp_path / "out")
   message = str(e.value)

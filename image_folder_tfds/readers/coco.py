@@ -138,20 +138,22 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
         cat = annotated.mapping(cat, "categories[]")
         cid = annotated.integer(cat.get("id"), "categories[].id")
         name = annotated.text(cat.get("name"), f"category {cid} name")
-        kp_names = [annotated.text(k, f"category {cid} keypoints[]")
-                    for k in annotated.array(cat.get("keypoints") or [],
-                                             f"category {cid} keypoints")]
-        skeleton = _skeleton(cat.get("skeleton"), len(kp_names), cid)
       except annotated.FieldError as e:
         raise records.InputError(f"{path}: {e}") from None
+      kp_names = _keypoint_names(cat, cid, name, path, problems)
       known = categories.get(cid)
       if known and known["name"] != name:
         raise records.InputError(
             f"{path}: category {cid} is {name!r} here but {known['name']!r} in"
             f" {known['file']}")
       if known is None or (kp_names and not known["keypoints"]):
-        categories[cid] = {"name": name, "keypoints": kp_names, "file": path,
-                           "skeleton": skeleton}
+        categories[cid] = {
+            "name": name, "keypoints": kp_names, "file": path,
+            "skeleton": cat.get("skeleton"),
+            "supercategory": cat.get("supercategory"),
+            # Keypoints per annotation: {count: annotations}, from the data.
+            "counts": collections.Counter()}
+  _leave_out_roboflow_roots(categories, files, problems)
   by_name = collections.Counter(c["name"] for c in categories.values())
   twice = sorted(n for n, k in by_name.items() if k > 1)
   if twice:
@@ -167,8 +169,6 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
                                 source="the COCO categories")
   keypoint_names = {c["name"]: c["keypoints"]
                     for _, c in sorted(categories.items()) if c["keypoints"]}
-  skeletons = {c["name"]: c["skeleton"]
-               for _, c in sorted(categories.items()) if c["skeleton"]}
 
   # 2. Images, per split, merged by image id.
   groups: dict[str | None, list[str]] = collections.defaultdict(list)
@@ -182,25 +182,118 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
     recs.extend(_read_group(paths, file_split, root, options, categories,
                             classes, problems, store))
   store.finish()
+  # 3. What the categories say of keypoints, checked against the annotations.
+  skeletons = {}
+  for cid, cat in sorted(categories.items()):
+    _report_unnamed_keypoints(cid, cat, problems)
+    if not cat["skeleton"]:
+      continue
+    # Without names, the annotations say how many keypoints there are.
+    num = len(cat["keypoints"]) or max(cat["counts"], default=0)
+    try:
+      skeletons[cat["name"]] = _skeleton(cat["skeleton"], num)
+    except annotated.FieldError as e:
+      problems.append(records.Problem(
+          file=cat["file"], kind="warning", counts_as_input=False,
+          item=f"category {cid} ({cat['name']!r}) skeleton",
+          reason=f"{e}: skeleton left out (keypoints are kept; it only draws"
+          " their links)"))
   return common.ScanResult(
       layout="coco: " + ", ".join(os.path.relpath(f, root) for f in files),
       class_names=list(classes.names), records=recs, problems=problems,
       keypoint_names=keypoint_names, skeletons=skeletons)
 
 
-def _skeleton(links, num_keypoints: int, cid) -> list[list[int]]:
-  """COCO `categories[].skeleton`: [a, b] links, keypoints numbered from 1."""
-  field = f"category {cid} skeleton"
+def _keypoint_names(cat, cid, name, path, problems) -> list[str]:
+  """The keypoint names of a category; names that are not a list of
+  strings are left out with a warning (the annotations then decide how many
+  keypoints there are)."""
+  try:
+    return [annotated.text(k, f"category {cid} keypoints[]")
+            for k in annotated.array(cat.get("keypoints") or [],
+                                     f"category {cid} keypoints")]
+  except annotated.FieldError as e:
+    problems.append(records.Problem(
+        file=path, kind="warning", counts_as_input=False,
+        item=f"category {cid} ({name!r}) keypoints",
+        reason=f"{e}: keypoint names left out"))
+    return []
+
+
+def _leave_out_roboflow_roots(categories, files, problems) -> None:
+  """Leaves out Roboflow's root category: Roboflow's COCO export puts the
+  project's name first (`{"id": 0, "name": "cells", "supercategory":
+  "none"}`) as the supercategory of every class, with no annotation of its
+  own. As a class it would be a label no example has (and it may share a
+  class's name). Like Roboflow's own trainer (rf-detr), a category is left
+  out when another category names it as its supercategory and no annotation
+  uses its id; the annotations are read for that only when one is there."""
+  parents = {c["supercategory"] for c in categories.values()
+             if isinstance(c["supercategory"], str)}
+  roots = [cid for cid, c in categories.items() if c["name"] in parents
+           and any(o["supercategory"] == c["name"] and other != cid
+                   for other, o in categories.items())]
+  if not roots:
+    return
+  used = set()
+  for path in files:
+    with open(path, "rb") as f:
+      try:
+        used.update(ijson.items(f, "annotations.item.category_id"))
+      except ijson.JSONError as e:
+        raise records.InputError(
+            f"{path}: not valid JSON (reading 'annotations'): {e}") from None
+  for cid in roots:
+    if cid in used:
+      continue
+    cat = categories.pop(cid)
+    problems.append(records.Problem(
+        file=cat["file"], kind="warning", counts_as_input=False,
+        item=f"category {cid} ({cat['name']!r})",
+        reason="the supercategory of the other categories, with no"
+        " annotation (Roboflow's root category): not a class"))
+
+
+def _report_unnamed_keypoints(cid, cat, problems) -> None:
+  """A warning for a category whose annotations carry keypoints it names
+  none of, or differing numbers of them: they are kept, unnamed."""
+  counts = cat["counts"]
+  if not counts or (cat["keypoints"] and len(counts) == 1):
+    return
+  found = ", ".join(f"{k} keypoints in {n} annotation(s)"
+                    for k, n in sorted(counts.items()))
+  if not cat["keypoints"]:
+    reason = (f"lists no keypoint names, but its annotations carry keypoints"
+              f" ({found}): kept, their names unknown (no keypoint_names for"
+              " this class)")
+  else:
+    reason = f"its annotations carry different numbers of keypoints ({found})"
+  if len(counts) > 1:
+    reason += ("; objects with fewer are padded with keypoints that are not"
+               " labelled (v=0)")
+  problems.append(records.Problem(
+      file=cat["file"], kind="warning", counts_as_input=False,
+      item=f"category {cid} ({cat['name']!r})", reason=reason))
+
+
+def _skeleton(links, num_keypoints: int) -> list[list[int]]:
+  """COCO `categories[].skeleton`: [a, b] links, keypoints numbered from 1
+  to `num_keypoints`. Raises `FieldError`, noting a skeleton that looks
+  numbered from 0."""
   out = []
-  for link in annotated.array(links or [], field):
-    pair = annotated.array(link, f"{field}[]")
+  for link in annotated.array(links, "skeleton"):
+    pair = annotated.array(link, "skeleton[]")
     if len(pair) != 2:
-      raise annotated.FieldError(f"{field}: {link!r} is not a pair [a, b]")
-    a, b = (annotated.integer(v, f"{field}[]") for v in pair)
+      raise annotated.FieldError(f"skeleton link {link!r} is not a pair [a, b]")
+    out.append([annotated.integer(v, "skeleton[]") for v in pair])
+  for a, b in out:
     if not (1 <= a <= num_keypoints and 1 <= b <= num_keypoints):
+      ends = [v for link in out for v in link]
+      hint = (" (it looks numbered from 0; COCO numbers keypoints from 1)"
+              if min(ends) == 0 else "")
       raise annotated.FieldError(
-          f"{field}: link {[a, b]} names a keypoint outside 1..{num_keypoints}")
-    out.append([a, b])
+          f"skeleton link {[a, b]} names a keypoint outside 1..{num_keypoints}"
+          f"{hint}")
   return out
 
 
@@ -403,6 +496,8 @@ def _object(ann, categories, classes, store) -> records.ObjectRecord:
   keypoints = ()
   if ann.get("keypoints") is not None:
     keypoints = _keypoints(ann, categories[cid]["keypoints"])
+    if keypoints:
+      categories[cid]["counts"][len(keypoints)] += 1
   score = annotated.number(ann.get("score"), "score", allow_none=True)
   oid = annotated.identifier(ann["id"], "id") if "id" in ann else ""
   return records.ObjectRecord(

@@ -19,6 +19,7 @@ import math
 import os
 
 from image_folder_tfds import records
+from image_folder_tfds import splits as splits_lib
 from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import common
 
@@ -26,11 +27,16 @@ NAME = "csv"
 REQUIRED = ("filename", "class", "xmin", "ymin", "xmax", "ymax")
 _KNOWN = set(REQUIRED) | {"width", "height"}
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
+# Roboflow's "Tensorflow Object Detection CSV" export: one per split folder,
+# the images beside it.
+ROBOFLOW_FILE = "_annotations.csv"
 
 
 def find_files(root: str, options: common.ReadOptions) -> list[str]:
   """`options.annotations`, else the `*.csv` files at the top of `root`, in
-  `root/annotations/` or in `root/data/`."""
+  `root/annotations/` or in `root/data/`, and Roboflow's export:
+  `<split>/_annotations.csv` in the split folders (`train/`, `valid/`,
+  `test/`)."""
   if options.annotations:
     return [annotated.annotation_path(root, options.annotations)]
   out = []
@@ -40,7 +46,23 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
       out.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder))
                  if n.lower().endswith(".csv") and not common.is_hidden(n)
                  and os.path.isfile(os.path.join(folder, n)))
+  try:
+    names = sorted(os.listdir(root))
+  except OSError:
+    return out
+  for name in names:
+    path = os.path.join(root, name, ROBOFLOW_FILE)
+    if splits_lib.canonical_split(name) and os.path.isfile(path):
+      out.append(path)
   return out
+
+
+def _split_of(path: str) -> str | None:
+  """From the file name (`train_labels.csv`), else, for Roboflow's
+  `valid/_annotations.csv`, from its split-named folder."""
+  if os.path.basename(path) == ROBOFLOW_FILE:
+    return splits_lib.canonical_split(os.path.basename(os.path.dirname(path)))
+  return annotated.split_of_file(path)
 
 
 def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
@@ -117,7 +139,7 @@ def _rows(reader: csv.DictReader, path: str):
 
 
 def _read_file(path, root, options, problems):
-  file_split = annotated.split_of_file(path)
+  file_split = _split_of(path)
   bases = [os.path.dirname(path), root, os.path.join(root, "images")]
   with open(path, newline="", encoding="utf-8-sig") as f:
     reader = csv.DictReader(f)
@@ -199,3 +221,36 @@ def _read_file(path, root, options, problems):
         size=sizes.get(name),
         extra=json.dumps(extra, sort_keys=True, ensure_ascii=False)
         if extra else "")
+  if os.path.basename(path) == ROBOFLOW_FILE:
+    listed = {os.path.normpath(images[name][0]) for name in order}
+    yield from _unlisted_images(path, listed, root, file_split, options,
+                                problems)
+
+
+def _unlisted_images(path, listed, root, file_split, options, problems):
+  """The images beside Roboflow's `_annotations.csv` that no row names:
+  images without objects (the CSV has a row per box, so an image without
+  boxes has none), kept as Roboflow's COCO export keeps them."""
+  folder = os.path.dirname(path)
+  without = []
+  for name in sorted(os.listdir(folder)):
+    if (common.is_hidden(name) or not common.is_image_name(name)
+        or os.path.normpath(os.path.join(folder, name)) in listed):
+      continue
+    try:  # The same checks as a listed name (a link out of root, ...).
+      image, rel = annotated.resolve_image(name, [folder], root)
+    except annotated.PathError as e:
+      problems.append(annotated.input_problem(
+          path, str(e), split=file_split or "", item=name))
+      continue
+    without.append(rel)
+    yield records.ImageRecord(
+        key=rel, path=image, file_name=rel,
+        split=annotated.assign_split(file_split, rel, options), source=path,
+        id=rel, coords="pixel")
+  if without:
+    problems.append(records.Problem(
+        file=path, kind="warning", counts_as_input=False,
+        split=file_split or "",
+        reason=f"{len(without)} image(s) beside it are in no row: kept"
+        f" without objects, first: {without[0]}"))
