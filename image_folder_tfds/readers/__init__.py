@@ -16,6 +16,7 @@ from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
 from image_folder_tfds.readers import folders
+from image_folder_tfds.readers import label_csv
 from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
@@ -28,7 +29,8 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, seed001, mask_pairs, folders, unlabeled)
+READERS = (coco, voc, tf_csv, label_csv, seed001, mask_pairs, folders,
+           unlabeled)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 
@@ -59,8 +61,9 @@ def _choose(root: str, options: ReadOptions
       path = annotated.annotation_path(root, options.annotations)
       raise records.InputError(
           f"{path}: annotation file of unknown format: no reader recognises"
-          " it (expected COCO or seed-001 JSON, JSON Lines, or a TF Object"
-          " Detection CSV); choose a reader with the `layout` option")
+          " it (expected COCO or seed-001 JSON, JSON Lines, a TF Object"
+          " Detection CSV or a label CSV); choose a reader with the `layout`"
+          " option")
     raise records.InputError(
         f"{root}: no images found: no class folders (DIR/<class>/<image> or"
         " DIR/<split>/<class>/<image>), no image files at the top or in"
