@@ -177,9 +177,13 @@ def _is_submission(path: str) -> bool:
 
 
 def peek(path: str) -> tuple[list[str], list[list[str]]] | None:
-  """(header, first rows) of a CSV file; None when it is not UTF-8 CSV."""
+  """(header, first rows) of a CSV file; None when it is not CSV.
+
+  Bytes that are not UTF-8 are replaced here: a label CSV in another
+  encoding is still recognised, and `read` names the line that is not.
+  """
   try:
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
       reader = csv.reader(f, skipinitialspace=True)
       header = next(reader, None)
       rows = [r for r, _ in zip(reader, range(_PEEK_ROWS))]
@@ -380,7 +384,7 @@ def _not_read(path: str) -> records.Problem:
     why = ("not a label CSV: its header"
            f" {[h.strip() for h in seen[0]][:8]} names no image column with"
            " a class column or 0/1 columns" if seen else
-           "not a label CSV: not UTF-8 CSV text")
+           "not a label CSV: it cannot be read as CSV")
   return records.Problem(file=path, kind="warning", counts_as_input=False,
                          reason=f"not read: {why}")
 
