@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import os
 
@@ -91,7 +92,7 @@ class Form:
   def multi(self) -> bool:
     return self.kind != SINGLE
 
-  @property
+  @functools.cached_property
   def width(self) -> int:
     """Cells a row must have: up to the last named column."""
     named = [i for i, h in enumerate(self.header) if h]
