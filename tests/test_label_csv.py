@@ -409,6 +409,28 @@ def test_detection_is_certain_and_beats_the_fallbacks(tmp_path):
   assert readers.claims(str(root), OPTIONS)[0].layout == "label_csv"
 
 
+def test_kaggle_dog_breed_layout(tmp_path):
+  """`labels.csv` (`id,breed`, ids without `.jpg`) beside `train/` and
+  `test/` of images: the CSV wins over the split folders of unlabeled
+  images; the test images, named by no row, are a warning."""
+  root = tmp_path / "in"
+  breeds = ("beagle", "pug", "beagle")
+  for i in range(3):
+    helpers.write_image(root / "train" / f"{i:032x}.jpg", seed=i)
+  helpers.write_image(root / "test" / f"{'f' * 32}.jpg", seed=9)
+  (root / "labels.csv").write_text(
+      "id,breed\n" + "".join(f"{i:032x},{b}\n" for i, b in enumerate(breeds)))
+  assert [(c.layout, c.certainty) for c in readers.claims(str(root), OPTIONS)
+          ] == [("label_csv", common.CERTAIN), ("unlabeled", common.FALLBACK)]
+  scan = _scan(root)
+  assert scan.class_names == ["beagle", "pug"]
+  assert [(r.file_name, r.id, r.label) for r in scan.records] == [
+      (f"train/{i:032x}.jpg", f"{i:032x}", label)
+      for i, label in enumerate((0, 1, 0))]
+  (p,) = [p for p in scan.problems if "named by no row" in p.reason]
+  assert f"(test/{'f' * 32}.jpg)" in p.reason
+
+
 def test_an_empty_csv_gives_no_images(tmp_path):
   root = tmp_path / "in"
   helpers.write_image(root / "a.jpg")

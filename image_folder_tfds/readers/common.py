@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import os
 import re
 import stat
@@ -139,13 +140,17 @@ class TopLevel:
 
   `class_dirs`: top-level folders that are not split names, and folders
   inside top-level split folders (`cat`, `train/cat`): class folders.
-  `images`: image files (by extension) at the top and directly inside the
-  split folders (`a.jpg`, `train/b.png`). Relative paths, posix separators,
-  hidden entries left out.
+  `images`: a few image files (by extension; the first names in sorted
+  order) at the top and directly inside the split folders (`a.jpg`,
+  `train/b.png`), as evidence. Relative paths, posix separators, hidden
+  entries left out.
   """
 
   class_dirs: tuple[str, ...]
   images: tuple[str, ...]
+
+
+_EVIDENCE = 3  # Image names kept as evidence, per folder.
 
 
 def top_level(root: str) -> TopLevel:
@@ -156,34 +161,38 @@ def top_level(root: str) -> TopLevel:
   """
   class_dirs, images = [], []
   split_dirs = []
-  for name, is_dir in _entries(root):
-    if not is_dir:
-      if is_image_name(name):
-        images.append(name)
-    elif splits_lib.canonical_split(name):
-      split_dirs.append(name)
-    else:
-      class_dirs.append(name)
+  entries = list_entries(root)
+  for name, is_dir in entries:
+    if is_dir:
+      (split_dirs if splits_lib.canonical_split(name) else class_dirs).append(
+          name)
+  images.extend(_first_images(entries, ""))
   for split_dir in split_dirs:
-    for name, is_dir in _entries(os.path.join(root, split_dir)):
-      if is_dir:
-        class_dirs.append(f"{split_dir}/{name}")
-      elif is_image_name(name):
-        images.append(f"{split_dir}/{name}")
+    entries = list_entries(os.path.join(root, split_dir))
+    class_dirs.extend(f"{split_dir}/{n}" for n, is_dir in entries if is_dir)
+    images.extend(_first_images(entries, split_dir + "/"))
   return TopLevel(tuple(sorted(class_dirs)), tuple(sorted(images)))
 
 
-def _entries(folder: str) -> list[tuple[str, bool]]:
-  """(name, is a folder) of the entries of `folder`, hidden ones left out;
-  [] when it cannot be listed (the reader says why)."""
+def _first_images(entries: list[tuple[str, bool]], prefix: str) -> list[str]:
+  names = (n for n, is_dir in entries if not is_dir
+           and n[n.rfind("."):].lower() in IMAGE_EXTENSIONS)
+  return [prefix + n for n in heapq.nsmallest(_EVIDENCE, names)]
+
+
+def list_entries(folder: str) -> list[tuple[str, bool]]:
+  """(name, is a folder) of the entries of `folder`, unsorted, hidden ones
+  left out; [] when it cannot be listed (the reader says why). From the
+  directory entries alone (no stat per file)."""
   out = []
   try:
     with os.scandir(folder) as it:
       for entry in it:
-        if is_hidden(entry.name):
+        name = entry.name
+        if name[0] == "." or name in _IGNORED_NAMES:  # is_hidden, inlined.
           continue
         try:
-          out.append((entry.name, entry.is_dir()))
+          out.append((name, entry.is_dir()))
         except OSError:
           continue
   except OSError:

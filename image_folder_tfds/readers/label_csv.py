@@ -61,6 +61,9 @@ LABELS_COLUMNS = (
 VALID_COLUMN = "is_valid"
 # Roboflow's multi-label export, under every split folder.
 ROBOFLOW_NAME = "_classes.csv"
+# The CSV files of other readers: Hugging Face's image metadata, and
+# Roboflow's boxes (the TF Object Detection CSV).
+_OTHER_READERS = ("metadata.csv", "_annotations.csv")
 
 SINGLE = "single-label"
 NAMES = "multi-label names"
@@ -149,26 +152,29 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   if options.annotations:
     path = annotated.annotation_path(root, options.annotations)
     return [path] if path.lower().endswith(".csv") else []
-  folders = [root, os.path.join(root, "annotations")]
-  try:
-    folders += sorted(e.path for e in os.scandir(root)
-                      if not common.is_hidden(e.name) and e.is_dir()
-                      and splits_lib.canonical_split(e.name))
+  try:  # One listing of root: it may hold a million images.
+    top = os.listdir(root)
   except OSError:
     return []
-  out = []
-  for folder in folders:
+  split_dirs = sorted(
+      n for n in top if not common.is_hidden(n)
+      and splits_lib.canonical_split(n) and os.path.isdir(os.path.join(root, n)))
+  out = _csv_files(root, top)
+  for name in ("annotations", *split_dirs):
+    folder = os.path.join(root, name)
     try:
-      names = sorted(os.listdir(folder))
+      out += _csv_files(folder, os.listdir(folder))
     except OSError:
       continue
-    for n in names:
-      lower = n.lower()
-      if (lower.endswith(".csv") and not common.is_hidden(n)
-          and lower not in ("metadata.csv", "_annotations.csv")
-          and os.path.isfile(os.path.join(folder, n))):
-        out.append(os.path.join(folder, n))
   return out
+
+
+def _csv_files(folder: str, names: list[str]) -> list[str]:
+  """The `.csv` files among `names`, sorted, without other readers'."""
+  return [os.path.join(folder, n)
+          for n in sorted(n for n in names if n[-4:].lower() == ".csv")
+          if not common.is_hidden(n) and n.lower() not in _OTHER_READERS
+          and os.path.isfile(os.path.join(folder, n))]
 
 
 def _is_submission(path: str) -> bool:

@@ -42,15 +42,10 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   root = os.path.abspath(root)
   problems: list[records.Problem] = []
-  top_dirs, top_files = common.list_dir(root, problems)
-  top_files = [p for p in top_files
-               if os.path.basename(p) not in common.KNOWN_METADATA_FILES]
-  if options.detected:
-    artefacts = common.annotation_artefacts(
-        [os.path.basename(p) for p in top_files])
-    if artefacts:  # Before the walk: a YOLO data.yaml is found at once.
-      raise common.ArtefactsFound(root, artefacts, layout=NAME,
-                                  reading=READING)
+  # The top folders decide the layout; a flat folder's files are listed by
+  # its walk alone (once: a flat folder may hold a million images).
+  top_dirs = sorted(os.path.join(root, name)
+                    for name, is_dir in common.list_entries(root) if is_dir)
   split_dirs = {d: splits_lib.canonical_split(os.path.basename(d))
                 for d in top_dirs}
   is_split_layout = bool(top_dirs) and all(split_dirs.values())
@@ -59,6 +54,11 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   with splits_lib.SplitAssigner(options.split_fractions) as assigner:
     if is_split_layout:
       layout = "unlabeled: DIR/<split>/<image>"
+      _, top_files = common.list_dir(root, problems)
+      top_files = [p for p in top_files
+                   if os.path.basename(p) not in common.KNOWN_METADATA_FILES]
+      _refuse_artefacts(root, [os.path.basename(p) for p in top_files],
+                        options)  # Before the walk: data.yaml, at once.
       for path in top_files:
         problems.append(records.Problem(
             file=path, reason="file is not inside a split folder (train/,"
@@ -78,19 +78,18 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
       assigner.add(names)
       walked.append((None, names))
     hashed = iter(assigner.results())
-
-  if options.detected:
-    artefacts = common.annotation_artefacts(
-        [name for _, names in walked for name in names])
-    if artefacts:
-      raise common.ArtefactsFound(root, artefacts, layout=NAME,
-                                  reading=READING)
+  _refuse_artefacts(root, [name for _, names in walked for name in names],
+                    options)
 
   # Columns of `records.FolderRecords`, class -1: no object per file.
   rels: list[str] = []
   split_of: list[str] = []
   for split, names in walked:
     these_splits = [split] * len(names) if split else next(hashed)
+    if not any(name[-4:].lower() == ".csv" for name in names):
+      rels.extend(names)
+      split_of.extend(these_splits)
+      continue
     for name, this_split in zip(names, these_splits):
       if name.lower().endswith(".csv"):
         # Labels the user expects to be read: say why they are not.
@@ -114,6 +113,17 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
       records=records.FolderRecords(
           root, rels, split_of, array.array("i", [-1]) * len(rels), []),
       problems=problems)
+
+
+def _refuse_artefacts(root: str, rels: list[str],
+                      options: common.ReadOptions) -> None:
+  """Annotation files among `rels` stop a detected layout, as they stop
+  class folders: their labels would be lost (`readers.scan` says which)."""
+  if options.detected:
+    artefacts = common.annotation_artefacts(rels)
+    if artefacts:
+      raise common.ArtefactsFound(root, artefacts, layout=NAME,
+                                  reading=READING)
 
 
 def _posix(names: list[str]) -> list[str]:
