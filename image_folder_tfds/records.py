@@ -89,6 +89,14 @@ class ImageRecord:
   data_range: tuple[int, int] | None = None
 
 
+def counted_classes(record: ImageRecord) -> tuple[int, ...]:
+  """The classes an image is counted under (the dataset card's class
+  table): its class, else each of its image labels, else -1 (none)."""
+  if record.label < 0 and record.labels:
+    return record.labels
+  return (record.label,)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Problem:
   """Something found while reading the input: rejected, changed or noted.

@@ -131,6 +131,20 @@ def test_one_hot_features_and_supervised_keys(roboflow):
   assert got == [[0, 1], [2]]  # v0: cat, dog; v1: bird.
 
 
+def test_one_hot_card_counts_each_label(roboflow):
+  """The card's class table: an image counts under each of its labels."""
+  _, classes, builder, examples = roboflow
+  card = (builder.data_path / "dataset_card.md").read_text()
+  splits = sorted({ex["split"] for ex in examples.values()})
+  for index, name in [*enumerate(classes), (-1, "(no class label)")]:
+    per = [sum(index in ex["labels"] if index >= 0 else not len(ex["labels"])
+               for ex in examples.values() if ex["split"] == s)
+           for s in splits]
+    row = (f"| {index if index >= 0 else ''} | {name} | "
+           + " | ".join(map(str, per)) + f" | {sum(per)} |")
+    assert row in card, (row, card)
+
+
 def test_one_hot_bad_rows_are_named_with_their_line(roboflow):
   _, _, builder, _ = roboflow
   report = helpers.report(builder)

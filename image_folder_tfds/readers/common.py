@@ -218,8 +218,9 @@ def annotation_artefacts(rels: Sequence[str]) -> list[Artefact]:
   """The files among `rels` (relative paths, posix separators) that are
   annotations, by name alone: a YOLO `data.yaml`/`obj.data`/`obj.names`/
   `classes.txt`, a CVAT `annotations.xml`, a Roboflow `_annotations.*` or
-  `_classes.csv`, a metadata file, TFRecord files, `.txt` files in a `labels` folder, and
-  `.txt`/`.json`/`.xml` files named like an image beside them.
+  `_classes.csv`, a metadata file, TFRecord files, `.txt` files in a
+  `labels` folder, and `.txt`/`.json`/`.xml` files named like an image
+  beside them.
 
   Cheap on a million files: one pass over the names, no file is opened.
   """

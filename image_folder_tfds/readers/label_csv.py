@@ -25,6 +25,12 @@ image extension (Kaggle's `id` columns), by its name before the extension:
 Kaggle keeps `train.csv` beside `train_images/` or `train/`. A name two
 images answer to is refused, unless one of them is in the folder of the
 CSV's split (`train_images/` for `train.csv`).
+
+Splits: the file's name (`train.csv`), else its folder (`valid/_classes.csv`),
+else fastai's `is_valid` column, else the stable hash of the image's path.
+Classes: a labels file; else, one-hot, the columns in header order; else the
+names seen, sorted (a class of digits is an index, as in seed 001). Every bad
+row is reported with its line; images no row names, in one warning.
 """
 
 from __future__ import annotations
@@ -118,8 +124,10 @@ def form_of(header: list[str], rows: list[list[str]],
     return None
   valid_column = lower.index(VALID_COLUMN) if VALID_COLUMN in lower else -1
   taken = {file_column, valid_column}
-  label = [i for i, h in enumerate(lower) if h in LABEL_COLUMNS and i not in taken]
-  labels = [i for i, h in enumerate(lower) if h in LABELS_COLUMNS and i not in taken]
+  label = [i for i, h in enumerate(lower)
+           if h in LABEL_COLUMNS and i not in taken]
+  labels = [i for i, h in enumerate(lower)
+            if h in LABELS_COLUMNS and i not in taken]
   base = dict(header=header, file_column=file_column, valid_column=valid_column)
   if len(label) + len(labels) > 1:
     both = [header[i] for i in label + labels]
@@ -158,7 +166,8 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
     return []
   split_dirs = sorted(
       n for n in top if not common.is_hidden(n)
-      and splits_lib.canonical_split(n) and os.path.isdir(os.path.join(root, n)))
+      and splits_lib.canonical_split(n)
+      and os.path.isdir(os.path.join(root, n)))
   out = _csv_files(root, top)
   for name in ("annotations", *split_dirs):
     folder = os.path.join(root, name)
@@ -218,7 +227,7 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
   return common.Claim(NAME, common.CERTAIN, found) if found else None
 
 
-# --- Reading ----------------------------------------------------------------------
+# --- Reading ------------------------------------------------------------------
 
 
 @dataclasses.dataclass

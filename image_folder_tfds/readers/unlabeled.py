@@ -1,4 +1,4 @@
-"""Unlabeled folders: images with no class, `DIR/<image>` or `DIR/<split>/<image>`.
+"""Unlabeled folders: images without a class, `DIR/<image>`, `DIR/<split>/<image>`.
 
 Data to be labelled, or for self-supervised pre-training: the dataset holds
 the images and their file names only (schema kind "images": no `label`
