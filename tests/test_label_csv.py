@@ -19,8 +19,9 @@ import tensorflow_datasets as tfds
 
 import annotation_helpers as ah
 import helpers
-from image_folder_tfds import records
 from image_folder_tfds import readers
+from image_folder_tfds import records
+from image_folder_tfds import visualize
 from image_folder_tfds.readers import common
 from image_folder_tfds.readers import label_csv
 
@@ -143,6 +144,11 @@ def test_one_hot_card_counts_each_label(roboflow):
     row = (f"| {index if index >= 0 else ''} | {name} | "
            + " | ".join(map(str, per)) + f" | {sum(per)} |")
     assert row in card, (row, card)
+  # `image-folder-tfds stats` counts the same way.
+  by_split = {s: [ex for ex in examples.values() if ex["split"] == s]
+              for s in splits}
+  counts = visualize.count_examples(by_split, classes)
+  assert counts["validation"]["examples"] == {"cat": 1, "dog": 1, "bird": 1}
 
 
 def test_one_hot_bad_rows_are_named_with_their_line(roboflow):
