@@ -58,7 +58,7 @@ class _Check:
           raise records.BadInputError(p)
     yield beam.pvalue.TaggedOutput(_OUTCOMES, json.dumps({
         "split": record.split,
-        "label": record.label,
+        "labels": records.counted_classes(record),
         "written": outcome.image is not None,
         "problems": [dataclasses.asdict(p) for p in outcome.problems],
     }))
@@ -131,7 +131,8 @@ def read_outcomes(work_dir: epath.Path) -> Outcomes:
       if o["written"]:
         written[split] = written.get(split, 0) + 1
         counts = labels.setdefault(split, {})
-        counts[o["label"]] = counts.get(o["label"], 0) + 1
+        for label in o["labels"]:
+          counts[label] = counts.get(label, 0) + 1
       problems.extend(records.Problem(**p) for p in o["problems"])
   work_dir.rmtree(missing_ok=True)
   return Outcomes(checked, written, labels, problems)

@@ -359,7 +359,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       self._take(outcome)
       if outcome.image is None:
         continue
-      self._class_counts[outcome.record.split][outcome.record.label] += 1
+      self._class_counts[outcome.record.split].update(
+          records.counted_classes(outcome.record))
       yield outcome.record.key, self._serialized(self._encode(outcome), outcome)
     if cache is not None:
       cache.flush()  # A build killed later keeps this split's checks.

@@ -32,6 +32,7 @@ def render(
   Args:
     counts: Per split: {"found", "written", "rejected"} (`BuildReport`).
     class_counts: Per split: {class index: examples written}; -1 = no label.
+      A multi-label image counts once under each of its labels.
     release_notes: {version: note}, every version known to this build.
     report_summary: `BuildReport.summary(counts)`.
   """

@@ -149,9 +149,10 @@ class Schema:
     if kind not in KIND_OPTION_VALUES:
       raise ValueError(f"kind={kind!r}: expected one of {KIND_OPTION_VALUES}")
     if isinstance(recs, records.FolderRecords):
-      # A class-folder scan: a path, a split and a class per image, so
-      # nothing optional (its id is its file name).
-      found, optional, num_keypoints = CLASSIFICATION, set(), 0
+      # A folder scan: a path, a split and a class (or none, in an unlabeled
+      # folder) per image, so nothing optional (its id is its file name).
+      found = CLASSIFICATION if recs.has_labels() else IMAGES_KIND
+      optional, num_keypoints = set(), 0
       first = {CLASSIFICATION: "the class folders"}
     else:
       found, optional, num_keypoints, first = _survey(recs)

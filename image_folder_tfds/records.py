@@ -93,6 +93,14 @@ class ImageRecord:
   columns: str = ""
 
 
+def counted_classes(record: ImageRecord) -> tuple[int, ...]:
+  """The classes an image is counted under (the dataset card's class
+  table): its class, else each of its image labels, else -1 (none)."""
+  if record.label < 0 and record.labels:
+    return record.labels
+  return (record.label,)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Problem:
   """Something found while reading the input: rejected, changed or noted.
@@ -131,12 +139,13 @@ class BadInputError(ValueError):
 
 
 class FolderRecords(collections.abc.Sequence):
-  """The `ImageRecord`s of a class-folder scan, kept as columns.
+  """The `ImageRecord`s of a folder scan, kept as columns.
 
-  A folder scan knows, per file, only its relative path, split and class; an
-  `ImageRecord` object per file would cost ~3 us and ~400 bytes each (4.7 s
-  and ~400 MB for 1M files). The records are made when they are read, one at
-  a time, so the scan and the build hold three small columns instead.
+  A folder scan (class folders, unlabeled folders) knows, per file, only its
+  relative path, split and class (-1: none); an `ImageRecord` object per file
+  would cost ~3 us and ~400 bytes each (4.7 s and ~400 MB for 1M files). The
+  records are made when they are read, one at a time, so the scan and the
+  build hold three small columns instead.
   """
 
   __slots__ = ("_prefix", "_rels", "_splits", "_labels", "_class_names")
@@ -169,7 +178,12 @@ class FolderRecords(collections.abc.Sequence):
     label = self._labels[i]
     return ImageRecord(
         key=rel, path=path, file_name=rel, split=self._splits[i], source=path,
-        id=rel, label=label, label_text=self._class_names[label])
+        id=rel, label=label,
+        label_text=self._class_names[label] if label >= 0 else "")
+
+  def has_labels(self) -> bool:
+    """Whether some image has a class (an unlabeled folder's have none)."""
+    return bool(self._labels) and max(self._labels) >= 0
 
   def split_names(self) -> list[str]:
     """The split of each record, in order, without making the records."""

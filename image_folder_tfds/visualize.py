@@ -104,10 +104,10 @@ def _view_tfds(ex: Mapping, names: Sequence[str]) -> View:
             _row(kps[features.KP_V], i)))
     mask = None if masks is None else np.asarray(masks[i])[..., 0]
     objs.append(Obj(box, int(label), _name(names, int(label)), points, mask))
-  label = int(ex.get(features.LABEL, -1))
   caption = _text(ex[features.FILE_NAME])
-  if label >= 0:
-    caption += f"  [{_name(names, label)}]"
+  image_labels = _image_labels(ex)
+  if image_labels:
+    caption += f"  [{', '.join(_name(names, i) for i in image_labels)}]"
   segmentation = None
   if features.SEGMENTATION_MASK in ex:
     segmentation = np.asarray(ex[features.SEGMENTATION_MASK])[..., 0]
@@ -155,7 +155,8 @@ def _view_model_garden(ex: Mapping, names: Sequence[str], num_keypoints: int
   caption = _text(features.get_flat(ex, features.MG_FILENAME))
   class_labels = get(features.MG_CLASS_LABEL)
   if class_labels.size:
-    caption += f"  [{_name(names, int(class_labels[0]) - offset)}]"
+    caption += "  [" + ", ".join(
+        _name(names, int(v) - offset) for v in class_labels) + "]"
   segmentation = None
   if features.has_flat(ex, features.MG_SEGMENTATION):
     segmentation = _png_array(features.get_flat(ex, features.MG_SEGMENTATION))
@@ -312,36 +313,43 @@ def count_examples(
 ) -> dict[str, dict[str, dict[str, int]]]:
   """{split: {"examples": {class: n}, "objects": {class: n}}}.
 
-  An example counts once for each class it has: its image label, or any of
-  its objects' labels. Objects are counted one by one.
+  An example counts once for each class it has: its image label (or each of
+  its image labels, multi-label), or any of its objects' labels. Objects are
+  counted one by one.
   """
   out = {}
   for split, examples in examples_by_split.items():
     ex_counts: collections.Counter[str] = collections.Counter()
     obj_counts: collections.Counter[str] = collections.Counter()
     for ex in (progress(examples, split) if progress else examples):
-      image_label, object_labels = _labels(ex)
+      image_labels, object_labels = _labels(ex)
       for label in object_labels:
         obj_counts[_name(class_names, label)] += 1
-      present = set(object_labels)
-      if image_label >= 0:
-        present.add(image_label)
+      present = set(object_labels) | set(image_labels)
       for label in present:
         ex_counts[_name(class_names, label)] += 1
     out[split] = {"examples": dict(ex_counts), "objects": dict(obj_counts)}
   return out
 
 
-def _labels(ex: Mapping) -> tuple[int, list[int]]:
+def _labels(ex: Mapping) -> tuple[list[int], list[int]]:
+  """(the image's classes, its objects' classes)."""
   if not features.is_model_garden(ex):
     objs = np.asarray(ex.get(features.OBJECTS, {}).get(
         features.OBJ_LABEL, ())).reshape(-1)
-    return int(ex.get(features.LABEL, -1)), [int(v) for v in objs]
+    return _image_labels(ex), [int(v) for v in objs]
   offset = features.MG_LABEL_OFFSET
   objs = np.asarray(features.get_flat(ex, features.MG_OBJ_LABEL)).reshape(-1)
   image = np.asarray(features.get_flat(ex, features.MG_CLASS_LABEL)).reshape(-1)
-  image_label = int(image[0]) - offset if image.size else -1
-  return image_label, [int(v) - offset for v in objs]
+  return [int(v) - offset for v in image], [int(v) - offset for v in objs]
+
+
+def _image_labels(ex: Mapping) -> list[int]:
+  """The image's class (`label`), or its classes (`labels`, multi-label)."""
+  label = int(ex.get(features.LABEL, -1))
+  if label >= 0:
+    return [label]
+  return [int(v) for v in np.asarray(ex.get(features.LABELS, ())).reshape(-1)]
 
 
 def stats_chart(

@@ -17,9 +17,11 @@ from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
 from image_folder_tfds.readers import cvat
 from image_folder_tfds.readers import folders
+from image_folder_tfds.readers import label_csv
 from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
+from image_folder_tfds.readers import unlabeled
 from image_folder_tfds.readers import voc
 
 ReadOptions = common.ReadOptions
@@ -28,7 +30,8 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, seed001, cvat, mask_pairs, folders)
+READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, mask_pairs, folders,
+           unlabeled)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 
@@ -60,12 +63,13 @@ def _choose(root: str, options: ReadOptions
       raise records.InputError(
           f"{path}: annotation file of unknown format: no reader recognises"
           " it (expected COCO or seed-001 JSON, JSON Lines, a TF Object"
-          " Detection CSV, or a CVAT for images XML file); choose a reader"
-          " with the `layout` option")
+          " Detection CSV, a label CSV, or a CVAT for images XML file);"
+          " choose a reader with the `layout` option")
     raise records.InputError(
         f"{root}: no images found: no class folders (DIR/<class>/<image> or"
-        " DIR/<split>/<class>/<image>) and no annotation file of a known"
-        " format (docs/formats.md)")
+        " DIR/<split>/<class>/<image>), no image files at the top or in"
+        " split folders, and no annotation file of a known format"
+        " (docs/formats.md)")
   best = [c for c in found if c.certainty == found[0].certainty]
   if len({c.layout for c in best}) > 1:
     raise records.InputError(
@@ -91,10 +95,10 @@ def _refusal(error: common.ArtefactsFound) -> records.InputError:
       reader = "no reader of this version reads it"
     parts.append(f"{found[0].what} ({files}{more}): {reader}")
   return records.InputError(
-      f"{error.root}: holds annotation files, so it is not read as class"
-      " folders (its annotations would be lost): " + "; ".join(parts)
-      + ". If these files are not annotations, build the class folders"
-      ' anyway with `layout: "folders"`.')
+      f"{error.root}: holds annotation files, so it is not read as"
+      f" {error.reading} (its annotations would be lost): " + "; ".join(parts)
+      + f". If these files are not annotations, build the {error.reading}"
+      f' anyway with `layout: "{error.layout}"`.')
 
 
 def scan(root: str, layout: str, options: ReadOptions) -> ScanResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import os
 import re
 import stat
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 import ijson
 
 from image_folder_tfds import records
+from image_folder_tfds import splits as splits_lib
 
 # Files that are never inputs, wherever they are.
 _IGNORED_NAMES = {"Thumbs.db", "desktop.ini", "__MACOSX"}
@@ -117,15 +119,85 @@ class Artefact:
 class ArtefactsFound(Exception):
   """A reader of last resort found annotation files it would not read.
 
-  Raised by class folders when the layout was detected (not forced);
-  `readers.scan` turns it into an `InputError` naming the files and the
-  layout that reads them.
+  Raised by class folders and unlabeled folders when the layout was detected
+  (not forced); `readers.scan` turns it into an `InputError` naming the files
+  and the layout that reads them. `layout` and `reading` are the refusing
+  reader's (its `NAME`, and what it would have read the folder as).
   """
 
-  def __init__(self, root: str, artefacts: list[Artefact]):
+  def __init__(self, root: str, artefacts: list[Artefact], *,
+               layout: str = "folders", reading: str = "class folders"):
     super().__init__(f"{root}: {len(artefacts)} annotation file(s)")
     self.root = root
     self.artefacts = artefacts
+    self.layout = layout
+    self.reading = reading
+
+
+@dataclasses.dataclass(frozen=True)
+class TopLevel:
+  """What the readers of last resort look at: the top of the data folder.
+
+  `class_dirs`: top-level folders that are not split names, and folders
+  inside top-level split folders (`cat`, `train/cat`): class folders.
+  `images`: a few image files (by extension; the first names in sorted
+  order) at the top and directly inside the split folders (`a.jpg`,
+  `train/b.png`), as evidence. Relative paths, posix separators, hidden
+  entries left out.
+  """
+
+  class_dirs: tuple[str, ...]
+  images: tuple[str, ...]
+
+
+_EVIDENCE = 3  # Image names kept as evidence, per folder.
+
+
+def top_level(root: str) -> TopLevel:
+  """The `TopLevel` of `root`: one listing of it and of its split folders.
+
+  Directory entries only (no stat per file), so a split folder of a million
+  images is listed in well under a second.
+  """
+  class_dirs, images = [], []
+  split_dirs = []
+  entries = list_entries(root)
+  for name, is_dir in entries:
+    if is_dir:
+      (split_dirs if splits_lib.canonical_split(name) else class_dirs).append(
+          name)
+  images.extend(_first_images(entries, ""))
+  for split_dir in split_dirs:
+    entries = list_entries(os.path.join(root, split_dir))
+    class_dirs.extend(f"{split_dir}/{n}" for n, is_dir in entries if is_dir)
+    images.extend(_first_images(entries, split_dir + "/"))
+  return TopLevel(tuple(sorted(class_dirs)), tuple(sorted(images)))
+
+
+def _first_images(entries: list[tuple[str, bool]], prefix: str) -> list[str]:
+  names = (n for n, is_dir in entries if not is_dir
+           and n[n.rfind("."):].lower() in IMAGE_EXTENSIONS)
+  return [prefix + n for n in heapq.nsmallest(_EVIDENCE, names)]
+
+
+def list_entries(folder: str) -> list[tuple[str, bool]]:
+  """(name, is a folder) of the entries of `folder`, unsorted, hidden ones
+  left out; [] when it cannot be listed (the reader says why). From the
+  directory entries alone (no stat per file)."""
+  out = []
+  try:
+    with os.scandir(folder) as it:
+      for entry in it:
+        name = entry.name
+        if name[0] == "." or name in _IGNORED_NAMES:  # is_hidden, inlined.
+          continue
+        try:
+          out.append((name, entry.is_dir()))
+        except OSError:
+          continue
+  except OSError:
+    return []
+  return out
 
 
 _YOLO_FILES = {"data.yaml": "a YOLO dataset file",
@@ -145,9 +217,10 @@ _PER_IMAGE = {".txt": ("yolo", "a YOLO label file beside its image"),
 def annotation_artefacts(rels: Sequence[str]) -> list[Artefact]:
   """The files among `rels` (relative paths, posix separators) that are
   annotations, by name alone: a YOLO `data.yaml`/`obj.data`/`obj.names`/
-  `classes.txt`, a CVAT `annotations.xml`, a Roboflow `_annotations.*`, a
-  metadata file, TFRecord files, `.txt` files in a `labels` folder, and
-  `.txt`/`.json`/`.xml` files named like an image beside them.
+  `classes.txt`, a CVAT `annotations.xml`, a Roboflow `_annotations.*` or
+  `_classes.csv`, a metadata file, TFRecord files, `.txt` files in a
+  `labels` folder, and `.txt`/`.json`/`.xml` files named like an image
+  beside them.
 
   Cheap on a million files: one pass over the names, no file is opened.
   """
@@ -161,6 +234,9 @@ def annotation_artefacts(rels: Sequence[str]) -> list[Artefact]:
       out.append(Artefact(rel, "yolo", _YOLO_FILES[lower]))
     elif lower == "annotations.xml":
       out.append(Artefact(rel, "cvat", "a CVAT for images XML file"))
+    elif lower == "_classes.csv":
+      out.append(Artefact(rel, "label_csv",
+                          "a Roboflow classification CSV"))
     elif lower.startswith("_annotations."):
       layout = ("coco" if lower.endswith(".coco.json") else
                 "csv" if lower.endswith(".csv") else "")

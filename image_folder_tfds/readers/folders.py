@@ -20,17 +20,20 @@ NAME = "folders"
 
 
 def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
-  """The fallback: a folder holding folders. Chosen only when no reader of
-  annotations claims the folder; `read` then refuses annotation files
-  (`common.annotation_artefacts`) unless the layout was forced."""
+  """The fallback: a folder holding class folders (a top-level folder that is
+  not a split name, or a folder inside a split folder). Chosen only when no
+  reader of annotations claims the folder; `read` then refuses annotation
+  files (`common.annotation_artefacts`) unless the layout was forced.
+
+  Split folders holding images directly, and images at the top with no
+  folder beside them, are unlabeled folders' (`unlabeled.claim`): the two
+  claims never meet. Images at the top beside class folders are class
+  folders', which report them as outside every class folder.
+  """
   if options.annotations:
     return None
-  try:
-    dirs = sorted(e.name for e in os.scandir(root)
-                  if not common.is_hidden(e.name) and e.is_dir())
-  except OSError:
-    return None
-  return common.Claim(NAME, common.FALLBACK, tuple(dirs)) if dirs else None
+  dirs = common.top_level(root).class_dirs
+  return common.Claim(NAME, common.FALLBACK, dirs) if dirs else None
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
