@@ -579,7 +579,8 @@ class _Analysis:
   # The folder of each row's image, relative to its metadata file's folder,
   # when it is one folder deep (None otherwise).
   folders: set = dataclasses.field(default_factory=set)
-  rows: int = 0
+  rows: collections.Counter = dataclasses.field(
+      default_factory=collections.Counter)  # Per file.
 
 
 def _analyse(files, image_col, problems) -> _Analysis:
@@ -587,7 +588,7 @@ def _analyse(files, image_col, problems) -> _Analysis:
   out = _Analysis()
   for path in files:
     for row in rows(path, problems):
-      out.rows += 1
+      out.rows[path] += 1
       where = f"{path} [{row.item}]"
       for name, raw in row.values.items():
         column = out.columns.get(name)
@@ -646,12 +647,12 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
         f" {headers[shown]}): each row names its image in {IMAGE_COLUMN},"
         " relative to the metadata file's folder")
   image_col = image_col or IMAGE_COLUMN
-  for path, head in headers.items():
-    if not head:
-      problems.append(_warning(path, "metadata file is empty: it describes"
-                               " no image"))
   card = card_class_names(root, problems)
   analysis = _analyse(files, image_col, problems)
+  for path in files:
+    if not analysis.rows[path]:
+      problems.append(_warning(
+          path, "metadata file has no rows: it describes no image"))
   plan = _plan(analysis, image_col, problems, root)
   classes = _classes(root, options, analysis, plan, card, problems)
 
