@@ -507,6 +507,50 @@ def test_1_2_20_images(tmp_path, n):
   assert not ah.problems(helpers.report(builder), "rejected")
 
 
+def test_parquet_rows_are_named_by_their_index(tmp_path):
+  root = tmp_path / "data"
+  for name in ("a.jpg", "b.jpg"):
+    helpers.write_image(root / "train" / name)
+  rows = [{"file_name": "a.jpg", "objects": {"bbox": [[1.0, 1.0, 5.0, 5.0]],
+                                             "category": ["cat"]}},
+          {"file_name": "missing.jpg", "objects": None},
+          {"file_name": "../a.jpg", "objects": None},
+          {"file_name": "b.jpg", "objects": {"bbox": [[1.0, 1.0, -5.0, 5.0]],
+                                             "category": ["dog"]}}]
+  path = root / "train" / "metadata.parquet"
+  pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=1)
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  assert [r.file_name for r in scan.records] == ["train/a.jpg", "train/b.jpg"]
+  assert scan.class_names == ["cat", "dog"]  # Names, sorted.
+  found = {(p.item, p.kind, p.counts_as_input) for p in scan.problems
+           if p.file == str(path)}
+  assert found == {("row 1", "rejected", True), ("row 2", "rejected", True),
+                   ("row 3: train/b.jpg", "rejected", False)}
+  path.write_bytes(b"PAR1 not really")
+  with pytest.raises(readers.records.InputError, match="not a Parquet file"):
+    readers.scan(str(root), "metadata", OPTIONS)
+
+
+def test_folders_are_classes_only_at_one_depth(tmp_path):
+  """HF's rule for class folders: every image one folder deep (here: below
+  its metadata file), and more than one folder."""
+  root = tmp_path / "data"
+  for rel in ("cat/a.jpg", "dog/b.jpg", "c.jpg"):
+    helpers.write_image(root / rel)
+  write_jsonl(root / "metadata.jsonl", [{"file_name": "cat/a.jpg"},
+                                        {"file_name": "dog/b.jpg"}])
+  (root / "c.jpg").unlink()
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  assert scan.class_names == ["cat", "dog"]
+  assert [r.label_text for r in scan.records] == ["cat", "dog"]
+  helpers.write_image(root / "c.jpg")
+  write_jsonl(root / "metadata.jsonl", [{"file_name": "cat/a.jpg"},
+                                        {"file_name": "dog/b.jpg"},
+                                        {"file_name": "c.jpg"}])
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  assert scan.class_names == [] and {r.label for r in scan.records} == {-1}
+
+
 @pytest.mark.parametrize("name,content", [
     ("metadata.csv", "file_name,text\n"),  # A header only.
     ("metadata.jsonl", ""),  # Zero lines.

@@ -131,12 +131,7 @@ def header(path: str) -> list[str] | None:
           row = json.loads(raw.decode("utf-8-sig"))
           return list(row) if isinstance(row, dict) else None
   except (OSError, ValueError, csv.Error, RecursionError):
-    return None
-  except Exception as e:  # pylint: disable=broad-except
-    # pyarrow's own errors (ArrowInvalid: not a Parquet file).
-    if type(e).__module__.startswith("pyarrow"):
-      return None
-    raise
+    return None  # pyarrow's ArrowInvalid (not a Parquet file) is a ValueError.
   return None
 
 
@@ -250,15 +245,18 @@ def _parquet_rows(path):
   import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
   try:
     file = pq.ParquetFile(path)
-  except Exception as e:  # pylint: disable=broad-except
-    if type(e).__module__.startswith("pyarrow"):  # ArrowInvalid, ...
-      raise records.InputError(f"{path}: not a Parquet file: {e}") from None
-    raise
+  except ValueError as e:  # pyarrow's ArrowInvalid.
+    raise records.InputError(f"{path}: not a Parquet file: {e}") from None
   index = 0
-  for batch in file.iter_batches(batch_size=_PARQUET_BATCH):
-    for row in batch.to_pylist():
-      yield Row(f"row {index}", row, False)
-      index += 1
+  try:
+    for batch in file.iter_batches(batch_size=_PARQUET_BATCH):
+      for row in batch.to_pylist():
+        yield Row(f"row {index}", row, False)
+        index += 1
+  except ValueError as e:  # A damaged row group.
+    raise records.InputError(
+        f"{path}: cannot read the Parquet rows after row {index}: {e}"
+    ) from None
 
 
 # --- Types ----------------------------------------------------------------------
