@@ -17,6 +17,7 @@ from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
 from image_folder_tfds.readers import cvat
 from image_folder_tfds.readers import folders
+from image_folder_tfds.readers import hf_metadata
 from image_folder_tfds.readers import label_csv
 from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
@@ -30,8 +31,8 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, mask_pairs, folders,
-           unlabeled)
+READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, hf_metadata,
+           mask_pairs, folders, unlabeled)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 

@@ -30,6 +30,7 @@ from image_folder_tfds import records
 from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
+from image_folder_tfds.readers import hf_metadata
 
 NAME = "seed001"
 EXTENSIONS = (".json", ".jsonl", ".ndjson")
@@ -73,6 +74,8 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
       return None
     if lower.endswith(".json") and common.first_key(path) in coco.TOP_LEVEL_KEYS:
       return None
+    if os.path.basename(path) in hf_metadata.FILENAMES and not looks_like(path):
+      return None  # Hugging Face's metadata.jsonl (`file_name`, not `filename`).
     return common.Claim(NAME, common.CERTAIN, (path,))
   files = [p for p in find_files(root, options)
            if common.first_key(p) not in coco.TOP_LEVEL_KEYS and looks_like(p)]
