@@ -20,6 +20,7 @@ from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
 from image_folder_tfds.readers import voc
+from image_folder_tfds.readers import yolo
 
 ReadOptions = common.ReadOptions
 ScanResult = common.ScanResult
@@ -27,7 +28,7 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, seed001, mask_pairs, folders)
+READERS = (coco, voc, tf_csv, seed001, yolo, mask_pairs, folders)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 
