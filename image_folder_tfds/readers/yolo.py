@@ -246,27 +246,37 @@ def _from_yaml(root: str, path: str) -> _Dataset:
       if target in seen:
         warnings.append(records.Problem(
             file=path, kind="warning", counts_as_input=False, item=key,
-            reason=f"{item} is also {seen[target]}: its images are in both"
-            " splits"))
+            reason=f"{key} and {seen[target]} both name {item}: its images"
+            " are in both splits"))
       seen[target] = key
       kind = "dir" if os.path.isdir(target) else "list"
       sources.append(_Source(split, kind, target, origin))
-  if not sources:
-    raise _Broken(f"{path}: no train, val or test key naming the images",
-                  path)
   if names is None:
     raise _Broken(
         f"{path}: no `names` (the class names, a list or {{id: name}});"
         " Ultralytics would call the classes class_0, class_1, ...:"
         " give their names", path)
-  dataset = _Dataset(
-      layout=f"yolo: {rel_yaml} ("
-      + ("Roboflow, " if "roboflow" in data else "")
-      + ", ".join(f"{s.origin.split(': ')[1]}: "
-                  f"{os.path.relpath(s.path, root)}" for s in sources) + ")",
-      evidence=(path,), sources=sources, base=base, names=names,
-      names_source=f"{rel_yaml} names", task=task, warnings=warnings,
-      not_labels={s.path for s in sources if s.kind == "list"})
+  if sources:
+    dataset = _Dataset(
+        layout=f"yolo: {rel_yaml} ("
+        + ("Roboflow, " if "roboflow" in data else "")
+        + ", ".join(f"{s.origin.split(': ')[1]}: "
+                    f"{os.path.relpath(s.path, root)}" for s in sources)
+        + ")", evidence=(path,), sources=sources, base=base,
+        not_labels={s.path for s in sources if s.kind == "list"})
+  else:
+    # Only the classes (supervision's `as_yolo` writes `nc` and `names`):
+    # the images are images/ + labels/ beside it.
+    dataset = _label_folders(folder)
+    if dataset is None:
+      raise _Broken(
+          f"{path}: no train, val or test key naming the images (and no"
+          " images/ + labels/ folders beside it)", path)
+    dataset.layout = f"yolo: {rel_yaml} names, " + dataset.layout[6:]
+    dataset.evidence = (path,) + dataset.evidence
+  dataset.names, dataset.names_source = names, f"{rel_yaml} names"
+  dataset.task = task
+  dataset.warnings = warnings + dataset.warnings
   _pose_keys(data, path, dataset)
   return dataset
 
@@ -1023,7 +1033,8 @@ class _Reader:
       return obj, key, clipped
     cx, cy, w, h = values[:4]
     if w < 0 or h < 0:
-      raise ValueError(f"width {w} or height {h} is negative")
+      raise ValueError(f"box {'width' if w < 0 else 'height'}"
+                       f" {min(w, h):g} is negative")
     box, clipped = _clip_box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
     keypoints = ()
     if self.pose is not None:
