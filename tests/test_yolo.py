@@ -123,6 +123,7 @@ def make_ultralytics(root):
       "data.yaml": ULTRA_YAML,
       "images/train/broken.jpg": b"\xff\xd8 not a jpeg",
       "images/val/broken.jpg": b"GIF89a broken",
+      "images/test/broken.png": b"\x89PNG\r\n\x1a\n cut",
       "labels/train/broken.txt": box_line(*C[0]) + "\n",
       "labels/train/a.txt": "\n".join(box_line(*o) for o in A) + "\n",
       "labels/train/b.txt": "\r\n".join(box_line(*o) for o in B),  # CRLF
@@ -204,18 +205,21 @@ def test_orphan_label_yaml_path_and_broken_images(ultra):
   path = ah.find_problem(report, "data.yaml", "/home/someone/datasets/pets",
                          kind="warning")
   assert path["item"] == "path" and "YAML's folder" in path["reason"]
-  # A broken image in train and in validation: rejected, counted.
-  for rel in ("images/train/broken.jpg", "images/val/broken.jpg"):
+  # A broken image in every split: rejected, counted.
+  for rel in ("images/train/broken.jpg", "images/val/broken.jpg",
+              "images/test/broken.png"):
     assert rel not in examples
     ah.find_problem(report, rel, kind="rejected")
   # Ultralytics' cache beside the label folders is not an input.
   assert not [p for p in report["problems"] if ".cache" in p["file"]]
   counts_add_up(builder, written={"train": 8, "validation": 1, "test": 1},
-                rejected={"train": 1, "validation": 1})
+                rejected={"train": 1, "validation": 1, "test": 1})
 
 
 def test_ultralytics_scan_is_packed_and_streams_labels(ultra):
   root = ultra[0]
+  claim = readers.claims(str(root), OPTIONS)[0]
+  assert (claim.layout, claim.certainty) == ("yolo", readers.common.CERTAIN)
   result = scan(root)
   assert isinstance(result.records, records.PackedRecords)
   assert result.layout == ("yolo: data.yaml (train: images/train,"
@@ -255,7 +259,8 @@ def make_segmentation(root):
       "train.txt": "./images/train/s1.jpg\n./images/train/s2.jpg\n"
                    "images/train/s3.jpg\n./images/train/missing.jpg\n"
                    "./images/train/s1.jpg\n",
-      "val.txt": "./images/val/v1.jpg\n",
+      # Written on another machine: found by its tail inside DIR.
+      "val.txt": "/content/datasets/leaves/images/val/v1.jpg\n",
       "labels/train/s1.txt": poly_line(0, TRIANGLE) + "\n"
                              + poly_line(1, PENTAGON) + "\n",
       "labels/train/s2.txt": poly_line(1, OVER) + "\n"
@@ -338,6 +343,8 @@ def test_list_problems_and_box_in_a_polygon_file(seg):
   odd = ah.find_problem(report, "s3.txt", "5 coordinates", kind="rejected")
   assert odd["item"] == "line 3"
   ah.find_problem(report, "s2.txt", "by less than 1%", kind="changed")
+  ah.find_problem(report, "val.txt", "1 absolute image paths lie outside",
+                  kind="warning")
   counts_add_up(builder, written={"train": 3, "validation": 1},
                 rejected={"train": 2})
 
@@ -508,6 +515,26 @@ def test_darknet_as_cvat_exports_it(tmp_path):
   ah.find_problem(report, "obj_train_data/stray.txt",
                   "label file with no image", kind="warning")
   counts_add_up(builder, written={"train": 3, "validation": 1}, rejected={})
+
+
+def test_darknet_jpegimages_labels_and_absolute_lists(tmp_path):
+  """Darknet's own VOC layout (voc_label.py): train.txt lists absolute
+  JPEGImages/ paths of the machine it was made on; darknet reads the labels
+  from labels/ (its replace_image_to_label)."""
+  write_images(tmp_path, ["VOC2007/JPEGImages/000001.jpg"])
+  write_files(tmp_path, {
+      "voc.data": "classes= 2\ntrain  = /home/pjreddie/data/voc/train.txt\n"
+                  "names = data/voc.names\neval=voc\n",
+      "voc.names": "aeroplane\nbicycle\n",
+      "train.txt": "/home/pjreddie/data/voc/VOC2007/JPEGImages/000001.jpg\n",
+      "VOC2007/labels/000001.txt": box_line(1, (0.2, 0.2, 0.6, 0.8))})
+  result = scan(tmp_path)
+  assert result.layout == "yolo: voc.data (Darknet: train.txt)"
+  assert result.class_names == ["aeroplane", "bicycle"]
+  (rec,) = result.records
+  assert rec.key == "VOC2007/JPEGImages/000001.jpg" and rec.split == "train"
+  assert [o.label for o in rec.objects] == [1]
+  assert "outside the data folder" in "\n".join(reasons(result.problems))
 
 
 def test_labelimg_classes_txt_beside_images(tmp_path):

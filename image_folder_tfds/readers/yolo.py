@@ -734,6 +734,17 @@ class _Reader:
     self.pose = dataset.kpt_shape
     self.image_folders = (("images", "JPEGImages") if dataset.jpeg_images
                           else ("images",))
+    self.label_folders: dict[str, str] = {}  # Image folder -> label folder.
+    # (label, name) of each class id, for the fast path of box lines; a
+    # class the labels file lacks takes the slow path, which reports it.
+    self.fast_labels: list[tuple[int, str]] = []
+    if self.names is not None:
+      for cid in range(len(self.index if self.index is not None
+                           else self.names)):
+        label = self.index[cid] if self.index is not None else cid
+        if label < 0:
+          break
+        self.fast_labels.append((label, self.names[label]))
 
   # -- images ---------------------------------------------------------------
 
@@ -779,17 +790,24 @@ class _Reader:
                              source.split)
     if os.sep != "/":
       rels = [r.replace(os.sep, "/") for r in rels]
-    others = []
+    images, others = [], []
     for rel in rels:
       name = rel.rpartition("/")[2]
       lower = name.lower()
       if common.is_image_name(name):
-        self._image(self.prefix + rel, rel, source.split, source.path)
+        images.append(rel)
       elif lower.endswith(".txt"):
         self.txt.add(rel)
       elif not (lower.endswith((".yaml", ".yml", ".data", ".names", ".cache"))
                 or name in common.KNOWN_METADATA_FILES):
         others.append(rel)
+    del rels
+    if source.split is None:  # Hash splits, all at once (splits.py's C path).
+      splits = splits_lib.assign_splits(images, self.options.split_fractions)
+    else:
+      splits = [source.split] * len(images)
+    for rel, split in zip(images, splits):
+      self._image(self.prefix + rel, rel, split, source.path)
     for rel in others:
       self.problems.append(records.Problem(
           file=self.prefix + rel, split=source.split or "",
@@ -831,7 +849,9 @@ class _Reader:
                 " reads " + ", ".join(sorted(common.IMAGE_EXTENSIONS)) + ")",
                 split=source.split or "", item=where))
             continue
-          self._image(path, rel, source.split, source.path, where)
+          self._image(path, rel,
+                      annotated.assign_split(source.split, rel, self.options),
+                      source.path, where)
           self.list_label_dirs.add(self._label_rel(rel).rpartition("/")[0])
       except UnicodeDecodeError as e:
         raise records.InputError(
@@ -882,17 +902,19 @@ class _Reader:
     """Ultralytics' `img2label_paths`, inside DIR: the last `images` folder
     becomes `labels` (Darknet: also `JPEGImages`), the extension `.txt`."""
     folder, _, name = rel.rpartition("/")
-    parts = folder.split("/") if folder else []
-    for target in self.image_folders:
-      if target in parts:
-        parts[len(parts) - 1 - parts[::-1].index(target)] = "labels"
-        break
-    parts.append(name.rsplit(".", 1)[0] + ".txt")
-    return "/".join(parts)
+    label_folder = self.label_folders.get(folder)
+    if label_folder is None:
+      parts = folder.split("/") if folder else []
+      for target in self.image_folders:
+        if target in parts:
+          parts[len(parts) - 1 - parts[::-1].index(target)] = "labels"
+          break
+      label_folder = self.label_folders[folder] = "".join(
+          p + "/" for p in parts)
+    return label_folder + name.rsplit(".", 1)[0] + ".txt"
 
-  def _image(self, path: str, rel: str, split: str | None, origin: str,
+  def _image(self, path: str, rel: str, split: str, origin: str,
              where: str = "") -> None:
-    split = annotated.assign_split(split, rel, self.options)
     seen = self.seen[split]
     if rel in seen:
       self.problems.append(annotated.input_problem(
@@ -903,39 +925,68 @@ class _Reader:
     label_rel = self._label_rel(rel)
     label = self.prefix + label_rel
     try:
-      with open(label, "rb") as f:
-        data = f.read()
-    except FileNotFoundError:
-      data = None  # A background image.
+      data = _read(label)
     except OSError as e:
       self.problems.append(annotated.input_problem(
           label, f"label file of {rel} cannot be read: {e.strerror or e}",
           split=split))
       return
-    objects = ()
-    if data is not None:
-      self.used.add(label_rel)
-      objects = self._parse(data, label, split)
+    if data is None:  # A background image.
+      self.recs.append(records.ImageRecord(
+          key=rel, path=path, file_name=rel, split=split, source=path, id=rel))
+      return
+    self.used.add(label_rel)
+    objects, masked = self._parse(data, label, split)
     self.recs.append(records.ImageRecord(
-        key=rel, path=path, file_name=rel, split=split,
-        source=label if data is not None else path, id=rel, objects=objects,
-        segmentation_file=self.store.path if any(
-            o.segmentation >= 0 for o in objects) else ""))
+        key=rel, path=path, file_name=rel, split=split, source=label, id=rel,
+        objects=objects, segmentation_file=self.store.path if masked else ""))
 
   # -- label lines ----------------------------------------------------------
 
-  def _parse(self, data: bytes, label: str, split: str) -> tuple:
-    """The objects of one label file; each bad line reported and left out."""
+  def _parse(self, data: bytes, label: str, split: str):
+    """(objects, any with a polygon) of one label file; each bad line is
+    reported and left out. Box lines that are right take a fast path; any
+    other line goes through `_line`, which says what is wrong."""
     if data.startswith(b"\xef\xbb\xbf"):
       data = data[3:]
-    lines = [(n, ln.split()) for n, ln in enumerate(data.splitlines(), 1)]
-    lines = [(n, t) for n, t in lines if t]
-    if not lines:
-      return ()
-    segments = self.pose is None and any(len(t) > 6 for _, t in lines)
+    rows = [ln.split() for ln in data.splitlines()]
+    if not rows:
+      return (), False
+    segments = self.pose is None and max(map(len, rows)) > 6
+    fast = self.fast_labels if self.pose is None and not segments else ()
+    n_fast = len(fast)
     objects = []
     seen: dict[tuple, int] = {}
-    for n, tokens in lines:
+    new_object = records.ObjectRecord
+    boxes = 0
+    for n, tokens in enumerate(rows, 1):
+      if not tokens:
+        continue
+      if n_fast and len(tokens) == 5:
+        try:
+          cid = int(tokens[0])
+          cx = float(tokens[1])
+          cy = float(tokens[2])
+          w = float(tokens[3])
+          h = float(tokens[4])
+        except ValueError:
+          cid = -1
+        if 0 <= cid < n_fast:
+          x0 = cx - w / 2
+          y0 = cy - h / 2
+          x1 = cx + w / 2
+          y1 = cy + h / 2
+          key = (cid, cx, cy, w, h)  # As `_line` makes it.
+          # A negative size, NaN (which fails every comparison), a corner
+          # outside, or a repeat: the slow path says which.
+          if (0.0 <= x0 <= x1 <= 1.0 and 0.0 <= y0 <= y1 <= 1.0
+              and key not in seen):
+            seen[key] = n
+            label_id, text = fast[cid]
+            objects.append(new_object(box=(x0, y0, x1, y1), label=label_id,
+                                      text=text))
+            boxes += 1
+            continue
       try:
         obj, key, clipped = self._line(tokens, segments, label, n)
       except ValueError as e:
@@ -954,11 +1005,13 @@ class _Reader:
             label, "coordinates outside the image by less than 1% of it:"
             " clipped", split=split, item=f"line {n}", kind="changed"))
       if obj.segmentation < 0:
-        self.stats.boxes += 1
+        boxes += 1
       objects.append(obj)
-    return tuple(objects)
+    self.stats.boxes += boxes
+    return tuple(objects), segments and bool(objects)
 
-  def _class(self, token: bytes) -> tuple[int, str]:
+  def _class(self, token: bytes) -> tuple[int, int, str]:
+    """(class id as written, stored label, class name)."""
     try:
       cid = int(token)
     except ValueError:
@@ -974,7 +1027,7 @@ class _Reader:
       raise ValueError(f"class id {cid} is negative")
     if self.names is None:
       self.max_class = max(self.max_class, cid)
-      return cid, str(cid)
+      return cid, cid, str(cid)
     if self.index is not None:
       if cid >= len(self.index):
         raise ValueError(
@@ -985,12 +1038,12 @@ class _Reader:
         raise ValueError(
             f"class {self.d.names[cid]!r} (id {cid}) is not in"
             f" {self.class_source}")
-      return label, self.names[label]
+      return cid, label, self.names[label]
     if cid >= len(self.names):
       raise ValueError(
           f"class id {cid} is not among the {len(self.names)} classes"
           f" ({self.class_source})")
-    return cid, self.names[cid]
+    return cid, cid, self.names[cid]
 
   def _line(self, tokens: list[bytes], segments: bool, label: str, n: int):
     """(object, key for repeats, clipped) of one line; ValueError says why
@@ -1017,7 +1070,7 @@ class _Reader:
               if count == 6 else "")
       raise ValueError(
           f"{count} values; a box line has 5: class cx cy w h{hint}")
-    label_id, text = self._class(tokens[0])
+    cid, label_id, text = self._class(tokens[0])
     try:
       values = [float(t) for t in tokens[1:]]
     except ValueError:
@@ -1027,7 +1080,7 @@ class _Reader:
       bad = next(t for t, v in zip(tokens[1:], values)
                  if not math.isfinite(v))
       raise ValueError(f"{_text(bad)!r} is not a finite number")
-    key = (label_id, tuple(values))
+    key = (cid, *values)
     if segments:
       obj, clipped = self._polygon(values, label_id, text, f"{label}:{n}")
       return obj, key, clipped
@@ -1133,6 +1186,25 @@ class _Reader:
           " boxes, `class x1 y1 x2 y2 x3 y3 x4 y4`), which is not read (boxes"
           " are stored axis-aligned). If these are 4-point polygons"
           " (segmentation), say `task: segment` in the dataset YAML.")
+
+
+def _read(path: str) -> bytes | None:
+  """The bytes of a label file, None when there is none: one open and one
+  read (`os.read`, without the buffered file object) for a small file."""
+  try:
+    fd = os.open(path, os.O_RDONLY)
+  except FileNotFoundError:
+    return None
+  try:
+    data = os.read(fd, 1 << 16)
+    if len(data) == 1 << 16:
+      chunks = [data]
+      while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+      data = b"".join(chunks)
+  finally:
+    os.close(fd)
+  return data
 
 
 def _text(token: bytes) -> str:
