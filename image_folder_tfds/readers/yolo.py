@@ -738,7 +738,9 @@ class _Reader:
     # (label, name) of each class id, for the fast path of box lines; a
     # class the labels file lacks takes the slow path, which reports it.
     self.fast_labels: list[tuple[int, str]] = []
-    if self.names is not None:
+    if self.names is None:  # The ids are the names: the first thousand.
+      self.fast_labels = [(cid, str(cid)) for cid in range(1000)]
+    else:
       for cid in range(len(self.index if self.index is not None
                            else self.names)):
         label = self.index[cid] if self.index is not None else cid
@@ -1008,6 +1010,8 @@ class _Reader:
         boxes += 1
       objects.append(obj)
     self.stats.boxes += boxes
+    if self.names is None and objects:
+      self.max_class = max(self.max_class, max(o.label for o in objects))
     return tuple(objects), segments and bool(objects)
 
   def _class(self, token: bytes) -> tuple[int, int, str]:
