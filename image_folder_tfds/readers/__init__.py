@@ -24,6 +24,7 @@ from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
 from image_folder_tfds.readers import unlabeled
 from image_folder_tfds.readers import voc
+from image_folder_tfds.readers import yolo
 
 ReadOptions = common.ReadOptions
 ScanResult = common.ScanResult
@@ -31,7 +32,7 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, hf_metadata,
+READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, hf_metadata, yolo,
            mask_pairs, folders, unlabeled)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
