@@ -42,13 +42,16 @@ for images that were annotated.
 
 from __future__ import annotations
 
+import array
 import base64
 import binascii
 import dataclasses
 import io
+import itertools
 import json
 import math
 import os
+import pickle
 
 import ijson
 import numpy as np
@@ -71,6 +74,7 @@ _UNSUPPORTED = {"line": "a line", "linestrip": "a line strip",
 # folders without any JSON file are listed in full only this far.
 _CLAIM_ENTRIES = 200_000
 _CLAIM_JSON_FILES = 5  # JSON files that are not LabelMe's before giving up.
+_CHUNK = 1 << 16
 _MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"GIF8", ".gif"),
           (b"BM", ".bmp"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"))
 
@@ -162,7 +166,7 @@ class _Instance:
   # ("mask", x0, y0, array)
   regions: list[tuple] = dataclasses.field(default_factory=list)
   shapes: list[int] = dataclasses.field(default_factory=list)
-  keypoints: dict[str, records.Keypoint] = dataclasses.field(
+  keypoints: dict[str, tuple[float, float, int]] = dataclasses.field(
       default_factory=dict)
 
 
@@ -208,18 +212,25 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   scan = _Scan(root=root, options=options, files=set(rels), problems=problems)
   by_folders = _split_folders(json_rels)
   classes = annotated.classes_for(root, options)
-  drafts = records.PackedRecords()
+  # Drafts (labels as names, `_read_file`) kept pickled in a temporary file
+  # until the class names are known; then each is made a record once.
+  drafts = records.SpillFile("my_images_labelme_drafts_")
+  offsets = array.array("q")
   outside = 0
   for rel in json_rels:
     top = rel.split("/", 1)[0] if "/" in rel else ""
     folder_split = splits_lib.canonical_split(top) if by_folders else None
     if by_folders and folder_split is None:
       outside += 1
-    rec = _read_file(scan, rel, folder_split)
-    if rec is not None:
-      annotated.observe_labels(classes, rec)
-      drafts.append(rec)
-  drafts.extend(())  # Flushes the spill file for reading.
+    draft = _read_file(scan, rel, folder_split)
+    if draft is not None:
+      for name in draft[6]:
+        classes.observe(None, name)
+      for obj in draft[9]:
+        classes.observe(None, obj[1])
+      offsets.append(drafts.add(pickle.dumps(
+          draft, protocol=pickle.HIGHEST_PROTOCOL)))
+  drafts.finish()
   if outside:
     problems.append(records.Problem(
         file=root, kind="warning", counts_as_input=False,
@@ -233,22 +244,14 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
         " empty (all 0)"))
   _report_unused_images(scan, rels, by_folders)
   classes.finish()
-  # The drafts come back with plain paths: the temporary files' own paths
-  # (`records.SpillPath`) are put back, so `recs` keeps the files alive.
-  spilled = {str(p): p for p in (scan.store.path, scan.embedded
-                                  and scan.embedded.path) if p}
-  recs = records.PackedRecords()
-  for draft in drafts:
-    rec = annotated.resolve_labels([draft], classes, problems)[0]
-    if rec.segmentation_file or rec.data_range:
-      rec = dataclasses.replace(
-          rec, path=spilled.get(rec.path, rec.path),
-          segmentation_file=spilled.get(rec.segmentation_file, ""))
-    recs.append(rec)
-  recs.extend(())
   scan.store.finish()
   if scan.embedded is not None:
     scan.embedded.finish()
+  recs = records.PackedRecords()
+  resolve = _Resolver(classes)
+  for offset in offsets:
+    recs.append(_record(scan, pickle.loads(drafts.get(offset)), resolve))
+  recs.extend(())
   keypoint_names = {c: names for c, names in sorted(
       scan.keypoint_names.items()) if c in classes.names}
   return common.ScanResult(
@@ -274,13 +277,15 @@ def _report_unused_images(scan: _Scan, rels: list[str], by_folders: bool
 
 
 def _read_file(scan: _Scan, rel: str, folder_split: str | None
-               ) -> records.ImageRecord | None:
-  """The draft record of one JSON file, or None (reported)."""
+               ) -> tuple | None:
+  """The draft of one JSON file's record, or None (reported): labels are
+  names (the classes are known once every file is read), objects are tuples
+  (box, label, id, keypoints, segmentation offset); `_record` makes it a
+  record."""
   path = os.path.join(scan.root, rel)
   split = folder_split or ""
   try:
-    with open(path, "rb") as f:
-      data = json.loads(f.read())
+    data = json.loads(_read_bytes(path))
   except (ValueError, RecursionError) as e:
     scan.accounted.update(_stem_images(scan, rel))
     scan.problems.append(annotated.input_problem(
@@ -294,7 +299,7 @@ def _read_file(scan: _Scan, rel: str, folder_split: str | None
         path, f"not a LabelMe file: {what}", split=split))
     return None
   try:
-    abs_path, image_rel, data_range, embedded = _image(scan, rel, data)
+    image_rel, data_range, embedded = _image(scan, rel, data)
   except annotated.PathError as e:
     scan.accounted.update(_stem_images(scan, rel))
     scan.problems.append(annotated.input_problem(path, str(e), split=split))
@@ -316,14 +321,83 @@ def _read_file(scan: _Scan, rel: str, folder_split: str | None
     if key not in _TOP_KEYS or key in ("version", "flags"):
       if value not in (None, {}, ""):
         extra[key] = value
+  return (image_rel, embedded, split, path, rel, size, labels, data_range,
+          json.dumps(extra, sort_keys=True, ensure_ascii=False)
+          if extra else "", objects)
+
+
+class _Resolver:
+  """Each label name checked against the classes once: (index, name), or
+  the `FieldError` to report (a labels file that lacks the name)."""
+
+  def __init__(self, classes: annotated.Classes):
+    self._classes = classes
+    self._known: dict[str, tuple[int, str] | annotated.FieldError] = {}
+
+  def __call__(self, name: str, field: str):
+    found = self._known.get(name)
+    if found is None:
+      try:
+        found = self._classes.resolve(None, name, field)
+      except annotated.FieldError as e:
+        found = e
+      self._known[name] = found
+    if isinstance(found, annotated.FieldError):
+      raise found
+    return found
+
+
+def _record(scan: _Scan, draft: tuple, resolve: _Resolver
+            ) -> records.ImageRecord:
+  """The record of a draft (`_read_file`), its labels checked against the
+  classes as `annotated.resolve_labels` does."""
+  (image_rel, embedded, split, source, rel, size, label_names, data_range,
+   extra, drafted) = draft
+  labels, labels_text = [], []
+  for name in label_names:
+    try:
+      index, name = resolve(name, "image label")
+    except annotated.FieldError as e:
+      scan.problems.append(annotated.annotation_problem(
+          source, f"{e}: label not written", split=split,
+          item=f"{image_rel}: labels"))
+      continue
+    labels.append(index)
+    labels_text.append(name)
+  objects = []
+  for box, name, oid, keypoints, segmentation in drafted:
+    try:
+      index, name = resolve(name, "object label")
+    except annotated.FieldError as e:
+      scan.problems.append(annotated.annotation_problem(
+          source, f"{e}: object not written", split=split,
+          item=f"{image_rel}: object {oid}"))
+      continue
+    objects.append(records.ObjectRecord(
+        box=box, label=index, text=name, id=oid, segmentation=segmentation,
+        keypoints=tuple(records.Keypoint(x=x, y=y, v=v)
+                        for x, y, v in keypoints)))
   return records.ImageRecord(
-      key=image_rel, path=abs_path, file_name=image_rel, split=split,
-      source=path, id=rel, objects=tuple(objects), coords="pixel", size=size,
-      labels_text=labels, data_range=data_range,
+      key=image_rel, file_name=image_rel, split=split, source=source, id=rel,
+      path=scan.embedded.path if embedded else os.path.join(scan.root,
+                                                            image_rel),
+      objects=tuple(objects), coords="pixel", size=size,
+      labels=tuple(labels), labels_text=tuple(labels_text),
+      data_range=data_range, extra=extra,
       segmentation_file=scan.store.path if any(
-          o.segmentation >= 0 for o in objects) else "",
-      extra=json.dumps(extra, sort_keys=True, ensure_ascii=False)
-      if extra else "")
+          o.segmentation >= 0 for o in objects) else "")
+
+
+def _read_bytes(path: str) -> bytes:
+  """The whole file: one `read` for most LabelMe files (no `open` object)."""
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    chunks = [os.read(fd, _CHUNK)]
+    while len(chunks[-1]) == _CHUNK or (len(chunks) > 1 and chunks[-1]):
+      chunks.append(os.read(fd, _CHUNK << 4))
+  finally:
+    os.close(fd)
+  return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _stem_images(scan: _Scan, rel: str) -> list[str]:
@@ -335,7 +409,8 @@ def _stem_images(scan: _Scan, rel: str) -> list[str]:
 
 
 def _image(scan: _Scan, rel: str, data: dict):
-  """(path, key, data_range, embedded) of the image of the file `rel`.
+  """(key, data_range, embedded) of the image of the file `rel`: the path
+  relative to the root, or the key of an image in `scan.embedded`.
 
   Raises `annotated.PathError` when there is neither a file nor `imageData`.
   """
@@ -355,11 +430,11 @@ def _image(scan: _Scan, rel: str, data: dict):
         joined = os.path.normpath(os.path.join(folder, candidate)).replace(
             os.sep, "/")
         if joined in scan.files:  # Found by the walk: inside, a file.
-          return os.path.join(scan.root, joined), joined, None, False
+          return joined, None, False
       try:
-        path, image_rel = annotated.resolve_image(
+        _, image_rel = annotated.resolve_image(
             name, [os.path.join(scan.root, folder)], scan.root)
-        return path, image_rel, None, False
+        return image_rel, None, False
       except annotated.PathError as e:
         refused = str(e)
       # Refused, not merely absent: said even when imageData stands in.
@@ -392,8 +467,7 @@ def _image(scan: _Scan, rel: str, data: dict):
     ext = next((e for m, e in _MAGIC if image.startswith(m)),
                ".webp" if image[8:12] == b"WEBP" else ".img")
     image_name = rel.rpartition("/")[2][:-len(".json")] + ext
-  return (scan.embedded.path, f"{rel}/{image_name}", (offset + 4, len(image)),
-          True)
+  return f"{rel}/{image_name}", (offset + 4, len(image)), True
 
 
 def _flags(flags, path, image_rel, split, problems) -> tuple[str, ...]:
@@ -414,6 +488,21 @@ def _flags(flags, path, image_rel, split, problems) -> tuple[str, ...]:
     elif value and name.strip():
       out.append(name)
   return tuple(out)
+
+
+def _points(raw) -> list[tuple[float, float]]:
+  """A shape's points as (x, y) floats; raises `_ShapeError` naming the
+  first bad one."""
+  if not isinstance(raw, list):
+    raise _ShapeError(f"points must be a list of [x, y], got {raw!r}")
+  try:  # The common case, checked at once; the slow path says what is bad.
+    pts = [(x + 0.0, y + 0.0) for x, y in raw]
+    if (math.isfinite(sum(map(sum, pts)))
+        and bool not in set(map(type, itertools.chain.from_iterable(raw)))):
+      return pts
+  except (TypeError, ValueError):
+    pass
+  return [_point(p, f"points[{j}]") for j, p in enumerate(raw)]
 
 
 def _point(value, field) -> tuple[float, float]:
@@ -460,10 +549,7 @@ def _objects(scan: _Scan, data: dict, path: str, image_rel: str, split: str,
       if group is not None and (isinstance(group, bool)
                                 or not isinstance(group, int)):
         raise _ShapeError(f"group_id must be an integer or null, got {group!r}")
-      raw = shape.get("points")
-      if not isinstance(raw, list):
-        raise _ShapeError(f"points must be a list of [x, y], got {raw!r}")
-      pts = [_point(p, f"points[{j}]") for j, p in enumerate(raw)]
+      pts = _points(shape.get("points"))
       if kind == "point":
         if len(pts) != 1:
           raise _ShapeError(f"a point has 1 point, this one {len(pts)}")
@@ -490,11 +576,13 @@ def _objects(scan: _Scan, data: dict, path: str, image_rel: str, split: str,
       report(i, reason if "not written" in reason
              else f"{reason}: shape not written")
       continue
-    kept = {k: v for k, v in shape.items()
-            if k not in ("label", "points", "shape_type", "mask")
-            and v not in (None, {}, "")}
-    if kept:
-      shape_extra[str(i)] = kept
+    if (group is not None or shape.get("flags") or shape.get("description")
+        or not shape.keys() <= _SHAPE_KEYS):
+      kept = {k: v for k, v in shape.items()
+              if k not in ("label", "points", "shape_type", "mask")
+              and v not in (None, {}, "")}
+      if kept:
+        shape_extra[str(i)] = kept
   if shape_extra:
     extra["shapes"] = shape_extra
   by_group: dict[int, list[_Instance]] = {}
@@ -519,7 +607,7 @@ def _objects(scan: _Scan, data: dict, path: str, image_rel: str, split: str,
       report(i, f"point {name!r} is given twice for the object of group_id"
              f" {group}: the second is not written")
       continue
-    inst.keypoints[name] = records.Keypoint(x=x, y=y, v=2)
+    inst.keypoints[name] = (x, y, 2)
   objects = []
   for inst in instances.values():
     segmentation = -1
@@ -537,11 +625,10 @@ def _objects(scan: _Scan, data: dict, path: str, image_rel: str, split: str,
     if inst.keypoints:
       names = scan.keypoint_names.setdefault(inst.label, [])
       names.extend(n for n in inst.keypoints if n not in names)
-      missing = records.Keypoint(x=0.0, y=0.0, v=0)
+      missing = (0.0, 0.0, 0)  # Not labelled.
       keypoints = tuple(inst.keypoints.get(n, missing) for n in names)
-    objects.append(records.ObjectRecord(
-        box=tuple(inst.box), text=inst.label, id=str(inst.first),
-        keypoints=keypoints, segmentation=segmentation))
+    objects.append((tuple(inst.box), inst.label, str(inst.first), keypoints,
+                    segmentation))
     if len(inst.shapes) > 1:
       extra.setdefault("objects", {})[str(inst.first)] = {
           "shapes": inst.shapes}
@@ -636,6 +723,12 @@ def _circle_polygon(cx, cy, r) -> list[float]:
 def _segmentation(inst: _Instance, size) -> bytes | None:
   """The instance mask blob of an object, None when it has no region with
   a mask (only rectangles and circles)."""
+  if len(inst.regions) == 1:  # The common case.
+    region = inst.regions[0]
+    if region[0] == "polygon":
+      return masks.pack_polygons([region[1]])
+    if region[0] != "mask":
+      return None
   kinds = {r[0] for r in inst.regions}
   if not kinds & {"polygon", "mask"}:
     return None
