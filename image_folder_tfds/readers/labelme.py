@@ -417,6 +417,7 @@ def _image(scan: _Scan, rel: str, data: dict):
   folder = rel.rpartition("/")[0]
   name = data.get("imagePath")
   refused = None
+  escapes = False
   if name is not None:
     if not isinstance(name, str) or not name.strip():
       refused = f"imagePath must be a non-empty string, got {name!r}"
@@ -437,13 +438,10 @@ def _image(scan: _Scan, rel: str, data: dict):
         return image_rel, None, False
       except annotated.PathError as e:
         refused = str(e)
-      # Refused, not merely absent: said even when imageData stands in.
+      # Refused, not merely absent: said when imageData stands in.
       target = os.path.normpath(os.path.join(scan.root, folder, name))
-      if not (target.startswith(scan.root + os.sep)
-              and not os.path.lexists(target)):
-        scan.problems.append(records.Problem(
-            file=os.path.join(scan.root, rel), kind="warning",
-            counts_as_input=False, reason=f"imagePath: {refused}"))
+      escapes = not (target.startswith(scan.root + os.sep)
+                     and not os.path.lexists(target))
   blob = data.get("imageData")
   if blob is None or blob == "":
     if name is None:
@@ -458,6 +456,11 @@ def _image(scan: _Scan, rel: str, data: dict):
     raise annotated.PathError(f"imageData is not valid base64: {e}") from None
   if not image:
     raise annotated.PathError("imageData is empty")
+  if escapes:
+    scan.problems.append(records.Problem(
+        file=os.path.join(scan.root, rel), kind="warning",
+        counts_as_input=False,
+        reason=f"imagePath: {refused}; the embedded imageData is used"))
   if scan.embedded is None:
     scan.embedded = records.SpillFile("my_images_labelme_images_")
   offset = scan.embedded.add(image)
