@@ -404,3 +404,21 @@ def test_circle_polygon_is_close_to_the_circle():
   pts = np.array(labelme._circle_polygon(10.0, 20.0, 5.0)).reshape(-1, 2)
   r = np.hypot(pts[:, 0] - 10, pts[:, 1] - 20)
   assert np.allclose(r, 5.0) and len(pts) >= 12
+
+
+def test_labels_file_fixes_the_classes(tmp_path):
+  """With `labels.txt`, a shape or a flag not listed is reported and left
+  out; the listed ones get their line's index."""
+  (tmp_path / "labels.txt").write_text("dog\ncat\nnight\n")
+  save(tmp_path, "a.json", [
+      shape("cat", [[1, 1], [5, 5]], "rectangle"),
+      shape("cow", [[1, 1], [5, 5]], "rectangle")],
+      image="a.jpg", flags={"night": True, "rain": True})
+  result = readers.scan(str(tmp_path), "auto", OPTIONS)
+  (rec,) = result.records
+  assert result.class_names == ["dog", "cat", "night"]
+  assert [(o.label, o.text, o.id) for o in rec.objects] == [(1, "cat", "0")]
+  assert (rec.labels, rec.labels_text) == ((2,), ("night",))
+  text = "\n".join(map(str, result.problems))
+  assert "a.json [a.jpg: object 1]: object label 'cow' is not among" in text
+  assert "a.json [a.jpg: labels]: image label 'rain' is not among" in text

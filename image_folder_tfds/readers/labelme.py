@@ -332,16 +332,17 @@ class _Resolver:
 
   def __init__(self, classes: annotated.Classes):
     self._classes = classes
-    self._known: dict[str, tuple[int, str] | annotated.FieldError] = {}
+    self._known: dict[tuple[str, str],
+                      tuple[int, str] | annotated.FieldError] = {}
 
   def __call__(self, name: str, field: str):
-    found = self._known.get(name)
+    found = self._known.get((name, field))
     if found is None:
       try:
         found = self._classes.resolve(None, name, field)
       except annotated.FieldError as e:
         found = e
-      self._known[name] = found
+      self._known[name, field] = found
     if isinstance(found, annotated.FieldError):
       raise found
     return found
