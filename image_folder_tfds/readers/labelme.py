@@ -118,6 +118,7 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
   others = 0
   looked = 0
   queue = [root]
+  real_root = os.path.realpath(root)
   while queue and looked < _CLAIM_ENTRIES:
     folder = queue.pop(0)
     try:
@@ -132,9 +133,12 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
         continue
       try:
         if entry.is_dir():
-          queue.append(entry.path)
+          # A linked folder is followed only inside the data folder.
+          if not entry.is_symlink() or os.path.commonpath(
+              [os.path.realpath(entry.path), real_root]) == real_root:
+            queue.append(entry.path)
           continue
-      except OSError:
+      except (OSError, ValueError):
         continue
       if not name.lower().endswith(".json"):
         continue
