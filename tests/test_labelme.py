@@ -14,8 +14,6 @@ from importlib import metadata
 
 import numpy as np
 import pytest
-from labelme import LabelFile
-from labelme import utils as labelme_utils
 from pycocotools import mask as mask_utils
 
 import annotation_helpers as ah
@@ -28,6 +26,19 @@ from image_folder_tfds.readers import labelme
 W, H = 64, 48
 OPTIONS = common.ReadOptions(
     split_fractions={"train": 0.8, "validation": 0.1, "test": 0.1})
+
+
+def _labelme():
+  """LabelMe's `LabelFile` and `utils`, imported when a test writes files:
+  `labelme` imports PyQt5 and onnxruntime, which every test process would
+  otherwise load when it collects this module."""
+  import labelme as labelme_tool  # pylint: disable=g-import-not-at-top
+  return labelme_tool.LabelFile, labelme_tool.utils
+
+
+def b64_png(array) -> str:
+  """A mask as LabelMe's app stores it (`utils.img_arr_to_b64`)."""
+  return _labelme()[1].img_arr_to_b64(array)
 
 
 def shape(label, points, shape_type, group_id=None, **kw):
@@ -46,7 +57,8 @@ def save(root, rel, shapes, *, image=None, image_path=None, seed=0,
   if image is not None:
     helpers.write_image(path.parent / image, seed=seed, fmt=fmt,
                         width=size[0], height=size[1])
-  LabelFile().save(str(path), shapes, image_path or image, size[1], size[0],
+  label_file, _ = _labelme()
+  label_file().save(str(path), shapes, image_path or image, size[1], size[0],
                    image_data=image_data, flags=flags or {})
   return path
 
@@ -70,7 +82,7 @@ def _main(root):
       shape("dog", POLYGON, "polygon"),
       shape("ball", [[8.0, 40.0], [8.0, 44.0]], "circle"),
       shape("blob", [list(MASK_AT), [MASK_AT[0] + 8, MASK_AT[1] + 5]], "mask",
-            mask=labelme_utils.img_arr_to_b64(MASK)),
+            mask=b64_png(MASK)),
       shape("edge", [[1.0, 1.0], [5.0, 5.0]], "line"),
       shape("dog", PART_A, "polygon", group_id=7),
       shape("dog", PART_B, "polygon", group_id=7),
@@ -310,7 +322,7 @@ def test_scan_errors_without_building(tmp_path):
   """Cases that need no image decode: a mask that does not fit its corners,
   a wrong group_id type, imageData that is not base64, a duplicate image."""
   helpers.write_image(tmp_path / "a.jpg", width=W, height=H)
-  bad_mask = labelme_utils.img_arr_to_b64(np.ones((3, 3), np.uint8))
+  bad_mask = b64_png(np.ones((3, 3), np.uint8))
   save(tmp_path, "a.json", [
       shape("blob", [[1, 1], [10, 10]], "mask", mask=bad_mask),
       shape("cat", [[1, 1], [5, 5]], "rectangle", group_id="x"),
