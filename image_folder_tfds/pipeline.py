@@ -101,7 +101,7 @@ def process(
     if image is None:
       return _rejected(record, reason)
   problems = [
-      records.Problem(file=record.path, reason=note, kind="converted",
+      records.Problem(file=_image_file(record), reason=note, kind="converted",
                       split=record.split, counts_as_input=False)
       for note in image.notes
   ]
@@ -136,9 +136,17 @@ def _check(data: bytes, options: images_lib.ImageOptions
     return None, str(e)
 
 
+def _image_file(record: records.ImageRecord) -> str:
+  """The file a problem of the image names: an image embedded in another
+  file (`data_range`: a spill file of LabelMe's imageData, a TFRecord) is
+  named by the file it came from, not a temporary file."""
+  return record.path if record.data_range is None else record.source
+
+
 def _rejected(record: records.ImageRecord, reason: str,
               cache: check_cache.Result | None = None) -> Outcome:
-  problem = records.Problem(file=record.path, reason=reason, split=record.split)
+  problem = records.Problem(file=_image_file(record), reason=reason,
+                            split=record.split)
   return Outcome(record, None, (), (problem,), cache=cache)
 
 

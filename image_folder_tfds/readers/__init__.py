@@ -19,6 +19,7 @@ from image_folder_tfds.readers import cvat
 from image_folder_tfds.readers import folders
 from image_folder_tfds.readers import hf_metadata
 from image_folder_tfds.readers import label_csv
+from image_folder_tfds.readers import labelme
 from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
@@ -33,7 +34,7 @@ ScanResult = common.ScanResult
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
 READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, hf_metadata, yolo,
-           mask_pairs, folders, unlabeled)
+           labelme, mask_pairs, folders, unlabeled)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 
