@@ -162,18 +162,22 @@ def test_scan_keeps_columns_not_records(tmp_path):
   assert any("labels file not used" in p.reason for p in scan.problems)
 
 
-@pytest.mark.parametrize("files, what", [
-    # YOLO beside its images, flat: a label file per image and data.yaml.
-    ({"a.txt": "0 0.5 0.5 0.2 0.2\n", "data.yaml": "names: [cat]\n"},
-     "a YOLO label file beside its image (a.txt, data.yaml)"),
-    # LabelMe: a JSON per image.
-    ({"a.json": '{"shapes": [], "imagePath": "a.jpg"}'},
-     "a per-image JSON annotation (LabelMe)"),
-    # The same inside a split folder.
-    ({"train/b.txt": "0 0.5 0.5 0.2 0.2\n"}, "a YOLO label file"),
+@pytest.mark.parametrize("files, what, layout", [
+    # Roboflow's "Keras TXT" export: no reader reads it.
+    ({"_annotations.txt": "a.jpg 1,2,3,4,0\n"}, "a Roboflow annotation export",
+     None),
+    # A JSON beside its image that is not LabelMe's (no shapes, no imagePath).
+    ({"a.json": '{"boxes": [[1, 2, 3, 4]]}'},
+     "a per-image JSON annotation (LabelMe)", "labelme"),
+    # An XML beside its image that is not VOC's (another root element).
+    ({"train/b.xml": "<doc><box>1 2 3 4</box></doc>"},
+     "a per-image XML annotation", "voc"),
 ])
 def test_annotation_files_are_never_read_as_unlabeled_images(
-    tmp_path, files, what):
+    tmp_path, files, what, layout):
+  """Annotation files no reader takes stop the build; they are never left
+  behind as images without labels. (Those a reader takes go to it: a YOLO
+  or LabelMe folder, tests/test_yolo.py and tests/test_labelme.py.)"""
   root = tmp_path / "data"
   if any(rel.startswith("train/") for rel in files):
     helpers.write_image(root / "train" / "b.jpg")
@@ -190,23 +194,28 @@ def test_annotation_files_are_never_read_as_unlabeled_images(
   assert "not read as images without labels" in message and what in message
   assert 'build the images without labels anyway with `layout: "unlabeled"`' in (
       message)
-  assert "no reader of this version reads it" in message  # Nor YOLO, here.
+  if layout is None:
+    assert "no reader of this version reads it" in message
+  else:
+    assert f'`layout: "{layout}"`, which did not recognise' in message
   # Forced, the images are read; the other files are rejected, not lost.
   scan = readers.scan(str(root), "unlabeled", OPTIONS)
   assert [r.file_name for r in scan.records if r.file_name.endswith(".jpg")]
 
 
-def test_a_yolo_folder_with_images_and_labels_folders_is_refused(tmp_path):
-  """`images/` + `labels/*.txt` + `data.yaml`: class folders by their shape,
-  refused for the annotations; never built as unlabeled images."""
+def test_a_yolo_folder_is_read_as_yolo_never_as_unlabeled_images(tmp_path):
+  """`images/` + `labels/*.txt` + `data.yaml`: the YOLO reader is surest;
+  neither class folders nor unlabeled images are read."""
   root = tmp_path / "yolo"
   helpers.write_image(root / "images" / "a.jpg")
   (root / "labels").mkdir()
   (root / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
   (root / "data.yaml").write_text("names: [cat]\n")
-  assert _claims(root) == [("folders", common.FALLBACK)]
-  with pytest.raises(records.InputError, match="not read as class folders"):
-    readers.scan(str(root), "auto", OPTIONS)
+  found = _claims(root)
+  assert found[0][0] == "yolo" and ("unlabeled", common.FALLBACK) not in found
+  scan = readers.scan(str(root), "auto", OPTIONS)
+  assert scan.layout.startswith("yolo")
+  assert [len(r.objects) for r in scan.records] == [1]
 
 
 def test_forced_layout_reads_every_image_below(tmp_path):
