@@ -19,6 +19,7 @@ from image_folder_tfds.readers import folders
 from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
+from image_folder_tfds.readers import tfrecord
 from image_folder_tfds.readers import voc
 
 ReadOptions = common.ReadOptions
@@ -27,7 +28,7 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, seed001, mask_pairs, folders)
+READERS = (coco, voc, tf_csv, seed001, tfrecord, mask_pairs, folders)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 
@@ -58,8 +59,9 @@ def _choose(root: str, options: ReadOptions
       path = annotated.annotation_path(root, options.annotations)
       raise records.InputError(
           f"{path}: annotation file of unknown format: no reader recognises"
-          " it (expected COCO or seed-001 JSON, JSON Lines, or a TF Object"
-          " Detection CSV); choose a reader with the `layout` option")
+          " it (expected COCO or seed-001 JSON, JSON Lines, a TF Object"
+          " Detection CSV or TFRecords); choose a reader with the `layout`"
+          " option")
     raise records.InputError(
         f"{root}: no images found: no class folders (DIR/<class>/<image> or"
         " DIR/<split>/<class>/<image>) and no annotation file of a known"
