@@ -398,3 +398,424 @@ def test_seed001_records_build_as_their_json(built):
           " /home/gvh/photos/img/cat/cat_0.jpg -> img/cat/cat_0.jpg)"]
     else:
       assert problems == []
+
+
+# --- Damaged files: reported with file and record, the rest kept ---------------------
+
+
+def _inception_records(n, seed=0, prefix="img"):
+  """n inception records of distinct images: (examples, image bytes)."""
+  out, images = [], []
+  for i in range(n):
+    data = helpers.encode(helpers.photo(seed + i))
+    images.append(data)
+    out.append(inception_example(f"{prefix}_{seed + i}.jpg", data, i % 2,
+                                 CLASSES[i % 2], 40, 30))
+  return out, images
+
+
+def _flip(path, offset):
+  raw = bytearray(path.read_bytes())
+  raw[offset] ^= 0xFF
+  path.write_bytes(bytes(raw))
+
+
+def _offsets(path):
+  """(start of the header, start of the data) of each record of `path`."""
+  raw, pos, out = path.read_bytes(), 0, []
+  while pos < len(raw):
+    (length,) = struct.unpack_from("<Q", raw, pos)
+    out.append((pos, pos + 12))
+    pos += 12 + length + 4
+  return out
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+  """Three damaged files and a build of them:
+  train-00000-of-00002: 6 records, record 2's data damaged, record 4 not an
+    Example, record 5's image not an image;
+  train-00001-of-00002: 4 records, cut short inside record 3;
+  validation-00000-of-00001: 4 records, record 1's length damaged."""
+  root = tmp_path_factory.mktemp("damaged")
+  examples, _ = _inception_records(4)
+  broken = inception_example("broken.jpg", b"not a jpeg at all", 0, "cat", 4, 3)
+  a = _write(root / "train-00000-of-00002",
+             examples + [b"not an Example", broken])
+  _flip(a, _offsets(a)[2][1] + 100)
+  examples, _ = _inception_records(4, seed=10)
+  b = _write(root / "train-00001-of-00002", examples)
+  b.write_bytes(b.read_bytes()[:_offsets(b)[3][1] + 50])
+  examples, _ = _inception_records(4, seed=20)
+  c = _write(root / "validation-00000-of-00001", examples)
+  _flip(c, _offsets(c)[1][0] + 2)
+  scan = readers.scan(root, "auto", OPTIONS)
+  builder = helpers.build(root, root.parent / f"{root.name}_data")
+  return root, scan, builder
+
+
+def test_damaged_records_are_reported_and_the_rest_kept(damaged):
+  root, scan, _ = damaged
+  kept = sorted((os.path.basename(r.source), r.file_name) for r in scan.records)
+  assert kept == sorted([
+      ("train-00000-of-00002[record 0]", "img_0.jpg"),
+      ("train-00000-of-00002[record 1]", "img_1.jpg"),
+      ("train-00000-of-00002[record 3]", "img_3.jpg"),
+      ("train-00000-of-00002[record 5]", "broken.jpg"),
+      ("train-00001-of-00002[record 0]", "img_10.jpg"),
+      ("train-00001-of-00002[record 1]", "img_11.jpg"),
+      ("train-00001-of-00002[record 2]", "img_12.jpg"),
+      ("validation-00000-of-00001[record 0]", "img_20.jpg")])
+  rejected = {(os.path.basename(p.file), p.item, p.split): p.reason
+              for p in scan.problems if p.kind == "rejected"}
+  assert set(rejected) == {
+      ("train-00000-of-00002", "record 2", "train"),
+      ("train-00000-of-00002", "record 4", "train"),
+      ("train-00001-of-00002", "record 3", "train"),
+      ("validation-00000-of-00001", "record 1", "validation")}
+  assert all(p.counts_as_input for p in scan.problems if p.kind == "rejected")
+  assert "fails its data CRC" in rejected[
+      ("train-00000-of-00002", "record 2", "train")]
+  assert "not a tf.train.Example" in rejected[
+      ("train-00000-of-00002", "record 4", "train")]
+  cut = root / "train-00001-of-00002"
+  length = struct.unpack_from("<Q", cut.read_bytes(), _offsets(cut)[3][0])[0]
+  assert rejected[("train-00001-of-00002", "record 3", "train")] == (
+      f"the file ends inside record 3: it needs {length + 4:,} bytes after its"
+      " header, 50 are left (cut short); the 3 record(s) before it are kept")
+  lost = root / "validation-00000-of-00001"
+  at = _offsets(lost)[1][0]
+  assert rejected[("validation-00000-of-00001", "record 1", "validation")] == (
+      f"the length of record 1 (at byte {at:,}) fails its CRC: the record"
+      " boundaries are lost there, so the rest of the file"
+      f" ({lost.stat().st_size - at:,} bytes) is not read; the 1 record(s)"
+      " before it are kept")
+
+
+def test_damaged_build_counts_every_record(damaged):
+  root, _, builder = damaged
+  report = helpers.report(builder)
+  assert report["counts"]["train"] == {"found": 10, "written": 6,
+                                       "rejected": 4}
+  assert report["counts"]["validation"] == {"found": 2, "written": 1,
+                                            "rejected": 1}
+  # The image inside a record that is no image: named by its file and key.
+  broken = ah.find_problem(report, "train-00000-of-00002", "broken.jpg",
+                           kind="rejected")
+  assert broken["file"] == "train-00000-of-00002"
+  assert "not an image" in broken["reason"]
+  examples = helpers.read_all(builder)
+  assert sorted(examples) == sorted(
+      ["img_0.jpg", "img_1.jpg", "img_3.jpg", "img_10.jpg", "img_11.jpg",
+       "img_12.jpg", "img_20.jpg"])
+  # The kept images are the records' bytes: records 3 and 12 read right.
+  for name, seed in (("img_3.jpg", 3), ("img_12.jpg", 12)):
+    assert np.array_equal(examples[name]["image"], tf.io.decode_jpeg(
+        helpers.encode(helpers.photo(seed))).numpy())
+
+
+# --- The pieces: framing, the Example parser, the label map ----------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 20])
+def test_every_record_is_read_and_points_at_its_image(tmp_path, n):
+  examples, images = _inception_records(n)
+  path = _write(tmp_path / "entraînement" / "train-00000-of-00001", examples)
+  scan = readers.scan(tmp_path, "auto", OPTIONS)
+  assert len(scan.records) == n
+  assert isinstance(scan.records, records.PackedRecords)
+  raw = path.read_bytes()
+  for i, (rec, data) in enumerate(zip(scan.records, images)):
+    assert rec.path == str(path)
+    offset, length = rec.data_range
+    assert raw[offset:offset + length] == data
+    assert (rec.key, rec.split, rec.label, rec.size) == (
+        f"img_{i}.jpg", "train", i % 2, (40, 30))
+  assert scan.problems == []
+
+
+def test_parser_reads_what_tensorflow_writes():
+  feats = {
+      "b": _b([b"", b"\x00\xff", "é".encode()]), "f": _f([0.5, -1e30, 3.25]),
+      "i": _i([0, 1, -1, 2**63 - 1, -2**63, 300]), "empty": _i([]),
+      "unicode ключ": _b("v")}
+  data = _example(feats).SerializeToString()
+  got = tfrecord.parse_example(data)
+  assert got["b"].kind == "bytes"
+  assert [data[a:b] for a, b in got["b"].values] == [b"", b"\x00\xff",
+                                                     "é".encode()]
+  assert got["f"] == tfrecord.Feature("float", (0.5, np.float32(-1e30), 3.25))
+  assert got["i"].values == (0, 1, -1, 2**63 - 1, -2**63, 300)
+  assert got["empty"] == tfrecord.Feature("int64", ())
+  assert set(got) == set(feats)
+  # Unpacked lists are valid protobuf too (other writers than TensorFlow's).
+  def message(field, payload):  # A length-delimited field.
+    return bytes([field << 3 | 2, len(payload)]) + payload
+
+  ints = (b"\x08\x01" + b"\x08" + b"\xff" * 9 + b"\x01"  # 1, -1 unpacked,
+          + message(1, b"\x02\x03"))  # then 2, 3 packed.
+  floats = b"\x0d" + struct.pack("<f", 0.5) + message(1, struct.pack("<f", 2))
+  unpacked = message(1, message(1, message(1, b"k") + message(2, message(
+      3, ints))) + message(1, message(1, b"f") + message(2, message(
+          2, floats))))
+  got = tfrecord.parse_example(unpacked)
+  assert got["k"].values == (1, -1, 2, 3)
+  assert got["f"].values == (0.5, 2.0)
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"\x0a\x05\x0a\x03", "runs past the end"),
+    (b"\x0a", "runs past the end"),
+    (b"\x0e", "wire type 6"),
+    (b"\x08" + b"\xff" * 11, "longer than 10 bytes"),
+    (b"\x0a\x06\x0a\x04\x0a\x02\xff\xfe", "not UTF-8"),
+])
+def test_parser_refuses_malformed_bytes(data, message):
+  with pytest.raises(tfrecord.WireError, match=message):
+    tfrecord.parse_example(data)
+
+
+def test_masked_crc_is_tensorflows():
+  path = _write(pathlib.Path(os.environ.get("TMPDIR", "/tmp"))
+                / f"crc-{os.getpid()}.tfrecord", [b"", b"abc"])
+  try:
+    frames = list(tfrecord.frames(str(path)))
+  finally:
+    path.unlink()
+  assert [(f.index, f.data, f.error) for f in frames] == [
+      (0, b"", ""), (1, b"abc", "")]
+
+
+def test_label_map_parser(tmp_path):
+  path = tmp_path / "label_map.pbtxt"
+  path.write_text("""
+# comment
+item {
+  name: "/m/01g317"  # OID name
+  id: 1
+  display_name: "person"
+  keypoints { id: 0 label: "nose" }
+  frequency: FREQUENT
+}
+item: {id: 0 name: 'background'}
+item < id: 5; name: 'c\\'at' 'x' >
+item { id: 3, name: "\\303\\251t\\xc3\\xa9" }
+""", encoding="utf-8")
+  lm = tfrecord.read_label_map(str(path))
+  assert lm.ids == (1, 3, 5)
+  assert lm.names == ("person", "été", "c'atx")
+  assert lm.aliases["/m/01g317"] == "person"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("item { id: 1 name: 'a' } item { id: 1 name: 'b' }", "id 1 is given twice"),
+    ("item { id: 1 name: 'a' } item { id: 2 name: 'a' }", "ids 1 and 2"),
+    ("item { id: 0 name: 'cat' }", "ids start at 1"),
+    ("item { name: 'cat' }", "no id"),
+    ("item { id: x name: 'cat' }", "not an integer"),
+    ("item { id: 1 name: cat }", "quoted strings"),
+    ("item { id: 1 name: 'cat' ", "not closed"),
+    ("# nothing", "lists no class"),
+    ("item { id: 1 name: 'a' } ?", "unexpected '?'"),
+])
+def test_label_map_errors_name_the_file(tmp_path, text, message):
+  path = tmp_path / "label_map.pbtxt"
+  path.write_text(text)
+  with pytest.raises(records.InputError, match=message) as e:
+    tfrecord.read_label_map(str(path))
+  assert str(path) in str(e.value)
+
+
+def test_split_of_shard_names_and_folders(tmp_path):
+  for name, split in [("train-00000-of-01024", "train"),
+                      ("validation-00127-of-00128", "validation"),
+                      ("coco_train.record-00003-of-00100", "train"),
+                      ("pet_faces_val.record-00000-of-00010", "validation"),
+                      ("val.tfrecord", "validation"),
+                      ("test.record", "test"), ("flower.tfrecords", None)]:
+    assert annotated.split_of_file(name) == split, name
+  examples, _ = _inception_records(2)
+  _write(tmp_path / "val" / "data.tfrecord", examples)
+  _write(tmp_path / "training" / "data.tfrecord",
+         _inception_records(2, seed=5)[0])
+  scan = readers.scan(tmp_path, "auto", OPTIONS)
+  assert {r.file_name: r.split for r in scan.records} == {
+      "img_0.jpg": "validation", "img_1.jpg": "validation",
+      "img_5.jpg": "train", "img_6.jpg": "train"}
+
+
+# --- Detection, refusals, classes and keys ------------------------------------------
+
+
+def test_claims(tmp_path):
+  examples, _ = _inception_records(1)
+  certain = tmp_path / "certain"
+  _write(certain / "empty-00000-of-00002.tfrecord", [])  # An empty shard first.
+  _write(certain / "empty-00001-of-00002.tfrecord", examples)
+  assert readers.detect_layout(certain, OPTIONS) == "tfrecord"
+  assert tfrecord.claim(str(certain), OPTIONS).certainty == 3
+  unknown = tmp_path / "unknown"
+  _write(unknown / "x.record", [_example({"img": _b(b"x"), "lbl": _i(1)})])
+  assert tfrecord.claim(str(unknown), OPTIONS).certainty == 2
+  with pytest.raises(records.InputError, match=r"keys \['img', 'lbl'\]") as e:
+    readers.scan(unknown, "auto", OPTIONS)
+  assert "x.record [record 0]" in str(e.value)
+  slim = tmp_path / "slim"
+  _write(slim / "flowers_train_00000-of-00005.tfrecord", [_example({
+      "image/encoded": _b(b"x"), "image/format": _b("png"),
+      "image/class/label": _i(1), "image/height": _i(1),
+      "image/width": _i(1)})])
+  with pytest.raises(records.InputError, match="count from 0 or from 1"):
+    readers.scan(slim, "auto", OPTIONS)
+  damaged = tmp_path / "damaged"
+  _write(damaged / "x.record", [b"\xff not an Example"])
+  assert tfrecord.claim(str(damaged), OPTIONS).certainty == 2
+  with pytest.raises(records.InputError, match="could be read as a"):
+    readers.scan(damaged, "auto", OPTIONS)
+  # Named like a TFRecord, but none: no claim (class folders refuse it,
+  # tests/test_detection.py).
+  text = tmp_path / "text"
+  text.mkdir()
+  (text / "notes.record").write_text("not a TFRecord at all\n")
+  assert tfrecord.claim(str(text), OPTIONS) is None
+  # By content, when named with `annotations`.
+  (certain / "renamed.bin").write_bytes(
+      (certain / "empty-00001-of-00002.tfrecord").read_bytes())
+  named = readers.ReadOptions(split_fractions={"train": 1.0},
+                              annotations="renamed.bin")
+  assert readers.detect_layout(certain, named) == "tfrecord"
+  assert len(readers.scan(certain, "auto", named).records) == 1
+
+
+def test_store_images_false_refuses_images_inside_records(tmp_path):
+  _write(tmp_path / "train.record", _inception_records(2)[0])
+  config = MyImagesConfig(name="paths", store_images=False)
+  assert config.read_options().store_images is False
+  with pytest.raises(records.InputError) as e:
+    readers.scan(tmp_path, "auto", config.read_options())
+  assert str(e.value) == (
+      f"{tmp_path / 'train.record'} [record 0]: the image is inside the"
+      " TFRecord file, and store_images=False stores the path of an image"
+      " file: there is none to store. Build with store_images=True (the"
+      " default); see docs/formats.md, TFRecords")
+
+
+def test_record_without_image_is_reported(tmp_path):
+  data = helpers.encode(helpers.photo(1))
+  _write(tmp_path / "train.record", [
+      od_example(1, "a.jpg", data, 40, 30, [(1, 1, 5, 5, "cat")], []),
+      _example({"image/source_id": _b("2"), "image/filename": _b("b.jpg"),
+                "image/object/class/text": _b(["cat"])}),
+  ])
+  scan = readers.scan(tmp_path, "auto", OPTIONS)
+  assert [r.key for r in scan.records] == ["1"]
+  [problem] = [p for p in scan.problems if p.kind == "rejected"]
+  assert (problem.item, problem.split, problem.counts_as_input) == (
+      "record 1", "train", True)
+  assert problem.reason.startswith(
+      "no image: image/encoded is empty or missing, and there is no file name"
+      " or image/filename to read it from (keys: ['image/filename',")
+
+
+def test_repeated_file_names_fall_back_to_file_and_record_keys(tmp_path):
+  data = helpers.encode(helpers.photo(1))
+  _write(tmp_path / "train-00000-of-00001", [
+      inception_example("/x/cat/1.jpg", data, 0, "cat", 40, 30),
+      inception_example("/x/dog/1.jpg", data, 1, "dog", 40, 30),
+      inception_example("/x/dog/2.jpg", data, 1, "dog", 40, 30)])
+  scan = readers.scan(tmp_path, "auto", OPTIONS)
+  assert [(r.key, r.file_name, r.label) for r in scan.records] == [
+      ("train-00000-of-00001:0", "1.jpg", 0),
+      ("train-00000-of-00001:1", "1.jpg", 1),
+      ("train-00000-of-00001:2", "2.jpg", 1)]
+  [warning] = [p for p in scan.problems if p.kind == "warning"]
+  assert warning.reason == (
+      "example keys repeat within a split (first: '1.jpg' in 'train', 1"
+      " repeated key(s)): every example's key is `<file>:<record number>`"
+      " instead")
+
+
+def test_class_ids_from_the_records_a_labels_file_or_a_label_map(tmp_path):
+  data = helpers.encode(helpers.photo(1))
+
+  def od(root, boxes):
+    _write(root / "train.record", [od_example(
+        i, f"{i}.jpg", data, 40, 30, [(1, 1, 5, 5, c)], [])
+        for i, c in enumerate(boxes)])
+    return root
+
+  # From the records: ids in id order, whatever their gaps.
+  scan = readers.scan(od(tmp_path / "data", ["dog", "cat", "dog"]), "auto",
+                      OPTIONS)
+  assert scan.class_names == ["cat", "dog"]
+  assert [r.objects[0].label for r in scan.records] == [1, 0, 1]
+  # labels.txt: line i is id i + 1 (cat, id 3); dog's id 7 is beyond it.
+  root = od(tmp_path / "labels", ["cat", "dog"])
+  (root / "labels.txt").write_text("x\ny\ncat\n")
+  scan = readers.scan(root, "auto", OPTIONS)
+  assert [[o.label for o in r.objects] for r in scan.records] == [[2], []]
+  [problem] = [p for p in scan.problems if p.kind == "rejected"]
+  assert problem.reason == (
+      f"object class id 7 is not among the ids 1..3 of the 3 classes of"
+      f" {root / 'labels.txt'}: object not written")
+  assert not problem.counts_as_input
+  # A label map that lacks an id drops that object, reported.
+  root = od(tmp_path / "map", ["cat", "dog"])
+  (root / "label_map.pbtxt").write_text("item { id: 3 name: 'cat' }")
+  scan = readers.scan(root, "auto", OPTIONS)
+  assert [len(r.objects) for r in scan.records] == [1, 0]
+  [problem] = [p for p in scan.problems if p.kind == "rejected"]
+  assert problem.reason.startswith("object class id 7 is not among the ids of")
+  assert problem.item == "1.jpg: object #0"
+
+
+def test_inception_background_id_is_reported(tmp_path):
+  data = helpers.encode(helpers.photo(1))
+  ex = inception_example("a.jpg", data, 0, "cat", 40, 30)
+  ex.features.feature["image/class/label"].int64_list.value[0] = 0
+  _write(tmp_path / "train-00000-of-00001",
+         [ex, inception_example("b.jpg", data, 1, "dog", 40, 30)])
+  scan = readers.scan(tmp_path, "auto", OPTIONS)
+  assert [(r.key, r.label) for r in scan.records] == [("a.jpg", -1),
+                                                      ("b.jpg", 1)]
+  [problem] = [p for p in scan.problems if p.kind == "rejected"]
+  assert problem.reason == (
+      "class id 0: inception build_image_data.py numbers its classes from 1,"
+      " 0 is its background class: image kept without a class")
+
+
+def test_seed001_default_class_is_no_class_when_no_record_has_one(tmp_path):
+  data = helpers.encode(helpers.photo(1))
+  boxes = {"object": {"bbox": {"xmin": [0.1], "ymin": [0.1], "xmax": [0.5],
+                               "ymax": [0.5], "label": [1]}}}
+  entries = [dict(filename=f"{i}.jpg", id=i, width=40, height=30, **boxes)
+             for i in range(3)]
+  root = tmp_path / "boxes"
+  _write(root / "train-00000-of-00001", [
+      seed001_example(e, data, later_version=True) for e in entries])
+  scan = readers.scan(root, "auto", OPTIONS)
+  assert [r.label for r in scan.records] == [-1, -1, -1]
+  assert [r.label_conf for r in scan.records] == [-1.0] * 3
+  assert scan.class_names == ["0", "1"]  # From the box labels only.
+  # One record with a class of its own: the defaults are class 0 then.
+  entries[0]["class"] = {"label": 1, "text": "dog"}
+  root = tmp_path / "mixed"
+  _write(root / "train-00000-of-00001", [
+      seed001_example(e, data, later_version=True) for e in entries])
+  scan = readers.scan(root, "auto", OPTIONS)
+  assert [r.label for r in scan.records] == [1, 0, 0]
+  assert scan.class_names == ["0", "dog"]
+
+
+def test_unknown_keys_are_reported_once(tmp_path):
+  data = helpers.encode(helpers.photo(1))
+  examples = []
+  for i in range(3):
+    ex = od_example(i, f"{i}.jpg", data, 40, 30, [(1, 1, 5, 5, "cat")], [])
+    ex.features.feature["image/object/difficult"].int64_list.value.append(0)
+    examples.append(ex)
+  _write(tmp_path / "train.record", examples)
+  scan = readers.scan(tmp_path, "auto", OPTIONS)
+  assert [p.reason for p in scan.problems] == [
+      "keys that Object Detection API records do not store here:"
+      " image/object/difficult (3 records)"]

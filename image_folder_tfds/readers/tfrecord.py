@@ -221,7 +221,9 @@ def _fields(buf: bytes, pos: int, end: int):
       yield number, wire, pos
       pos += width
     else:
-      raise WireError(f"field {number} has wire type {wire} (groups)")
+      raise WireError(f"field {number} has wire type {wire}"
+                      + (" (a group)" if wire in (3, 4) else
+                         ", which protobuf does not have"))
 
 
 def _message(wire: int, what: str) -> None:
@@ -870,6 +872,11 @@ class _ClassIds:
       raise annotated.FieldError(
           f"{what} id {raw}: {SCHEME_TITLES[self.scheme]} numbers its classes"
           f" from {self.base}, {raw} is its background class")
+    n = len(self.classes.names)
+    if not self.from_data and raw - self.base >= n:
+      raise annotated.FieldError(
+          f"{what} id {raw} is not among the ids {self.base}..{self.base + n - 1}"
+          f" of the {n} classes of {self.source}")
     return raw - self.base
 
   def name(self, text: str) -> str:
@@ -954,26 +961,27 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
 
 def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
   """Certain: TFRecord files whose first record is a `tf.train.Example` of
-  a layout read here (one record is read). Likely: TFRecord files whose
-  first record is not, so that the build stops naming what it found."""
+  a layout read here (one record is read). Likely: TFRecord files (their
+  first header's CRC holds) whose first record is not, so that the build
+  stops naming what it found. Files named like TFRecords that are none
+  (`train.record` holding text) are no claim: class folders then refuse
+  the folder, naming them."""
   files = find_files(root, options)
-  if not files:
-    return None
   for path in files:
+    if not _is_framed(path):
+      continue  # Empty, or no TFRecord file.
     try:
       first = next(frames(path), None)
     except OSError:
-      break
-    if first is None:
-      continue  # An empty shard: the next file's first record decides.
-    if first.data is not None:
+      return common.Claim(NAME, common.LIKELY, tuple(files))
+    if first is not None and first.data is not None:
       try:
         if scheme_of(parse_example(first.data)) is not None:
           return common.Claim(NAME, common.CERTAIN, tuple(files))
       except WireError:
         pass  # Not an Example: likely only, read() says so.
-    break
-  return common.Claim(NAME, common.LIKELY, tuple(files))
+    return common.Claim(NAME, common.LIKELY, tuple(files))
+  return None
 
 
 def _describe(files: list[str], root: str) -> str:
