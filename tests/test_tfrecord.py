@@ -780,7 +780,8 @@ def test_inception_background_id_is_reported(tmp_path):
                                                       ("b.jpg", 1)]
   [problem] = [p for p in scan.problems if p.kind == "rejected"]
   assert problem.reason == (
-      "class id 0: inception build_image_data.py numbers its classes from 1,"
+      "image class id 0: inception build_image_data.py numbers its classes"
+      " from 1,"
       " 0 is its background class: image kept without a class")
 
 
