@@ -17,9 +17,11 @@ import os
 import pathlib
 import struct
 
+import hypothesis
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import strategies as st
 
 import annotation_helpers as ah
 import helpers
@@ -820,3 +822,38 @@ def test_unknown_keys_are_reported_once(tmp_path):
   assert [p.reason for p in scan.problems] == [
       "keys that Object Detection API records do not store here:"
       " image/object/difficult (3 records)"]
+
+
+_VALUES = {
+    "bytes": st.lists(st.binary(max_size=40), max_size=5).map(_b),
+    "float": st.lists(st.floats(width=32, allow_nan=False),
+                      max_size=5).map(_f),
+    "int64": st.lists(st.integers(-2**63, 2**63 - 1), max_size=5).map(_i),
+}
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(st.dictionaries(
+    st.text(max_size=12), st.one_of(*_VALUES.values()), max_size=6))
+def test_parser_agrees_with_tensorflow(features):
+  data = _example(features).SerializeToString()
+  got = tfrecord.parse_example(data)
+  assert set(got) == set(features)
+  for key, feature in features.items():
+    kind = feature.WhichOneof("kind")
+    want = list(getattr(feature, kind).value) if kind else []
+    if got[key].kind == "bytes":
+      assert [data[a:b] for a, b in got[key].values] == want
+    else:
+      assert list(got[key].values) == want
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(st.binary(max_size=64))
+def test_parser_refuses_any_bytes_with_wire_error_only(data):
+  try:
+    got = tfrecord.parse_example(data)
+  except tfrecord.WireError as e:  # The one error the reader reports.
+    assert str(e)
+    return
+  assert all(isinstance(f, tfrecord.Feature) for f in got.values())

@@ -970,7 +970,8 @@ def _is_framed(path: str) -> bool:
           and masked_crc(header[:8]) == _HEADER.unpack(header)[1])
 
 
-def find_files(root: str, options: common.ReadOptions) -> list[str]:
+def find_files(root: str, options: common.ReadOptions,
+               problems: list[records.Problem] | None = None) -> list[str]:
   """`options.annotations` when it is a TFRecord file (by name, or by a
   sound first header), else the TFRecord files (`*.tfrecord`,
   `*.tfrecords`, `*.record`, `name-00000-of-00010`,
@@ -986,7 +987,12 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   for folder in folders:
     try:
       names = sorted(os.listdir(folder))
-    except OSError:
+    except OSError as e:
+      # Detection goes on (another layout may read the folder); a scan
+      # reports it.
+      if problems is not None:
+        problems.append(records.Problem(
+            file=folder, reason=f"cannot list the folder: {e}"))
       continue
     out.extend(os.path.join(folder, n) for n in names
                if not common.is_hidden(n) and is_tfrecord_name(n)
@@ -1009,14 +1015,20 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
       first = next(frames(path), None)
     except OSError:
       return common.Claim(NAME, common.LIKELY, tuple(files))
-    if first is not None and first.data is not None:
-      try:
-        if scheme_of(parse_example(first.data)) is not None:
-          return common.Claim(NAME, common.CERTAIN, tuple(files))
-      except WireError:
-        pass  # Not an Example: likely only, read() says so.
+    if (first is not None and first.data is not None
+        and _scheme_of_record(first.data) is not None):
+      return common.Claim(NAME, common.CERTAIN, tuple(files))
+    # Not an Example, or of no layout read: read() says which.
     return common.Claim(NAME, common.LIKELY, tuple(files))
   return None
+
+
+def _scheme_of_record(data: bytes) -> str | None:
+  """The layout of a serialized record; None when it is not an Example."""
+  try:
+    return scheme_of(parse_example(data))
+  except WireError:
+    return None
 
 
 def _describe(files: list[str], root: str) -> str:
@@ -1046,12 +1058,15 @@ def _key_hash(split: str, key: str) -> int:
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
   annotated.start_scan()
   root = os.path.abspath(root)
-  files = find_files(root, options)
+  problems: list[records.Problem] = []
+  files = find_files(root, options, problems)
   if not files:
     raise records.InputError(
         f"{root}: no TFRecord file found (*.tfrecord, *.tfrecords, *.record,"
         " name-00000-of-00010)")
-  return _Reader(root, options, files).run()
+  reader = _Reader(root, options, files)
+  reader.problems.extend(problems)
+  return reader.run()
 
 
 class _Reader:
