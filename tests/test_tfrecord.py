@@ -857,3 +857,39 @@ def test_parser_refuses_any_bytes_with_wire_error_only(data):
     assert str(e)
     return
   assert all(isinstance(f, tfrecord.Feature) for f in got.values())
+
+
+def test_model_garden_output_reads_back_as_its_source(tmp_path):
+  """This package's own `output_format: "model_garden"` shards (the OD API's
+  keys, ids from 1, label_map.pbtxt beside them) build as the COCO sample
+  they were built from."""
+  coco = helpers.DUMMY_DATA / "coco"
+  mg = helpers.build(coco, tmp_path / "mg",
+                     MyImagesConfig(name="mg", output_format="model_garden"))
+  back = helpers.build(mg.data_path, tmp_path / "back")
+  ref = helpers.build(coco, tmp_path / "ref")
+  got, want = helpers.read_all(back), helpers.read_all(ref)
+  assert ah.class_names(back) == ah.class_names(ref)
+  assert sorted(got) == sorted(want)
+  for name, ex in want.items():
+    assert got[name]["split"] == ex["split"]
+    assert np.array_equal(got[name]["image"], ex["image"])
+    _assert_same_objects(got[name], ex, name,
+                         ("box", "label", "area", "is_crowd", "keypoints"))
+  # The masks are not read back: said once, with the count.
+  assert [p["reason"] for p in helpers.file_problems(helpers.report(back))] == [
+      "keys that Object Detection API records do not store here:"
+      " image/object/mask (5 records)"]
+
+
+def test_a_record_file_linked_from_outside_is_refused(tmp_path):
+  outside = _write(tmp_path / "elsewhere" / "train.record",
+                   _inception_records(1, seed=3)[0])
+  root = tmp_path / "data"
+  _write(root / "val.record", _inception_records(1)[0])
+  (root / "train.record").symlink_to(outside)
+  scan = readers.scan(root, "auto", OPTIONS)
+  assert [r.file_name for r in scan.records] == ["img_0.jpg"]
+  [problem] = scan.problems
+  assert problem.file == str(root / "train.record")
+  assert problem.reason.startswith("symbolic link points outside the data")

@@ -981,6 +981,7 @@ def find_files(root: str, options: common.ReadOptions,
     path = annotated.annotation_path(root, options.annotations)
     return [path] if is_tfrecord_name(path) or _is_framed(path) else []
   out = []
+  real_root = os.path.realpath(root)
   folders = [root] + [
       os.path.join(root, n) for n in sorted(os.listdir(root))
       if not common.is_hidden(n) and os.path.isdir(os.path.join(root, n))]
@@ -994,9 +995,20 @@ def find_files(root: str, options: common.ReadOptions,
         problems.append(records.Problem(
             file=folder, reason=f"cannot list the folder: {e}"))
       continue
-    out.extend(os.path.join(folder, n) for n in names
-               if not common.is_hidden(n) and is_tfrecord_name(n)
-               and os.path.isfile(os.path.join(folder, n)))
+    for name in names:
+      path = os.path.join(folder, name)
+      if (common.is_hidden(name) or not is_tfrecord_name(name)
+          or not os.path.isfile(path)):
+        continue
+      real = os.path.realpath(path)
+      if os.path.commonpath([real, real_root]) != real_root:
+        # As images are: a link may not lead out of the data folder.
+        if problems is not None:
+          problems.append(records.Problem(
+              file=path, reason=f"symbolic link points outside the data"
+              f" folder ({real}): refused"))
+        continue
+      out.append(path)
   return out
 
 
