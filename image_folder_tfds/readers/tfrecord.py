@@ -1082,9 +1082,11 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
 
 
 class _Reader:
-  """One scan: drafts (class ids as given) are packed to disk while the
-  files are read; the class list and the keys are fixed once every record
-  is seen; a second pass over the drafts resolves them."""
+  """One scan: the records are packed to disk while the files are read.
+  When the classes are known before (a label map, a labels file), each is
+  resolved as it is read; otherwise drafts (class ids as given) are packed,
+  the class list is fixed once every record is seen, and a second pass over
+  the drafts resolves them. Keys that repeat make a pass of their own."""
 
   def __init__(self, root: str, options: common.ReadOptions, files: list[str]):
     self.root = root
@@ -1104,7 +1106,10 @@ class _Reader:
     self.unknown_file: dict[str, str] = {}
     self.real_class = False  # Seed 001: some record has a class of its own.
     self.default_class = False  # Seed 001: some record has the default one.
-    self.rerooted: list[tuple[str, str]] = []  # (name as written, found).
+    # Image files named by absolute paths found in DIR by their end: how
+    # many, and the first (name as written, path found).
+    self.rerooted = 0
+    self.first_rerooted: tuple[str, str] | None = None
     self.area_without_size = 0
     self.kp_names: dict[tuple[int, str], tuple[str, ...]] = {}
     self.resolved = False  # Records resolved in the first pass.
@@ -1314,7 +1319,8 @@ class _Reader:
           found = annotated.resolve_image("/".join(parts[i:]), bases, self.root)
         except annotated.PathError:
           continue
-        self.rerooted.append((name, found[1]))
+        self.rerooted += 1
+        self.first_rerooted = self.first_rerooted or (name, found[1])
         return found
       raise error
 
@@ -1424,9 +1430,9 @@ class _Reader:
           f" {self.spec.obj_area} (pixels) without image/width and"
           " image/height: their areas are not stored"))
     if self.rerooted:
-      name, found = self.rerooted[0]
+      name, found = self.first_rerooted
       self.problems.append(records.Problem(
           file=self.first_file, kind="warning", counts_as_input=False,
-          reason=f"{len(self.rerooted)} image file names are absolute paths"
+          reason=f"{self.rerooted} image file names are absolute paths"
           " outside DIR, found in DIR by the end of their path (first:"
           f" {name} -> {found})"))
