@@ -577,6 +577,33 @@ def test_parser_refuses_malformed_bytes(data, message):
     tfrecord.parse_example(data)
 
 
+def test_parser_bounds_the_values_of_a_feature(monkeypatch):
+  """A record of 100 MB of tiny values is refused, not made 50M objects."""
+  monkeypatch.setattr(tfrecord, "MAX_VALUES", 10)
+  for feature in (_b([b""] * 11), _f([0.0] * 11), _i([1] * 11)):
+    data = _example({"k": feature}).SerializeToString()
+    with pytest.raises(tfrecord.WireError, match="more than 10 values"):
+      tfrecord.parse_example(data)
+  assert len(tfrecord.parse_example(_example(
+      {"k": _i([1] * 10)}).SerializeToString())["k"].values) == 10
+
+
+def test_a_record_too_large_is_skipped_not_read(tmp_path, monkeypatch):
+  examples, _ = _inception_records(3)
+  examples[1] = inception_example(
+      "img_1.jpg", helpers.encode(helpers.photo(1, 200, 150)), 1, "dog", 200,
+      150)
+  _write(tmp_path / "train.record", examples)
+  sizes = [len(e.SerializeToString()) for e in examples]
+  assert sizes[1] > max(sizes[0], sizes[2])
+  monkeypatch.setattr(tfrecord, "MAX_RECORD_BYTES", sizes[1] - 1)
+  scan = readers.scan(tmp_path, "auto", OPTIONS)
+  assert [r.file_name for r in scan.records] == ["img_0.jpg", "img_2.jpg"]
+  [problem] = scan.problems
+  assert (problem.item, problem.kind) == ("record 1", "rejected")
+  assert problem.reason.startswith(f"record 1 is {sizes[1]:,} bytes, more than")
+
+
 def test_masked_crc_is_tensorflows():
   path = _write(pathlib.Path(os.environ.get("TMPDIR", "/tmp"))
                 / f"crc-{os.getpid()}.tfrecord", [b"", b"abc"])

@@ -70,6 +70,9 @@ def is_tfrecord_name(name: str) -> bool:
 #   data (length bytes), uint32 masked_crc32c(data),
 # as tensorflow/core/lib/io/record_writer.cc writes them (no compression).
 
+# A record larger than this is reported and not read: it would be held in
+# memory whole, and no image a build accepts is that large.
+MAX_RECORD_BYTES = 1 << 30
 _HEADER = struct.Struct("<QI")
 _FOOTER = struct.Struct("<I")
 _MASK_DELTA = 0xA282EAD8
@@ -132,6 +135,16 @@ def frames(path: str) -> Iterator[Frame]:
             f" {size - start:,} are left (cut short); the {index} record(s)"
             " before it are kept"))
         return
+      if length > MAX_RECORD_BYTES:
+        # Not read (nor its CRC checked): the next record is found anyway.
+        f.seek(length + _FOOTER.size, os.SEEK_CUR)
+        yield Frame(index, start, None, error=(
+            f"record {index} is {length:,} bytes, more than"
+            f" {MAX_RECORD_BYTES:,} (an image of max_image_pixels is far"
+            " less): not read"))
+        pos = start + length + _FOOTER.size
+        index += 1
+        continue
       data = f.read(length)
       footer = f.read(_FOOTER.size)
       if len(data) != length or len(footer) != _FOOTER.size:
@@ -169,6 +182,10 @@ class WireError(ValueError):
 
 BYTES, FLOATS, INTS = "bytes", "float", "int64"
 _KINDS = {1: BYTES, 2: FLOATS, 3: INTS}
+# Values in one feature's list, at most: a damaged or hostile record of
+# 100 MB of two-byte values would otherwise become 50 million Python
+# objects (~4 GB). An image has a few thousand objects at most.
+MAX_VALUES = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -295,6 +312,8 @@ def _feature(buf: bytes, pos: int, end: int) -> Feature:
         if n == 1:
           _message(w, "a bytes value")
           values.append((va, vb))
+          if len(values) > MAX_VALUES:
+            raise WireError(f"a feature holds more than {MAX_VALUES:,} values")
     elif number == 2:
       _floats(buf, a, b, values)
     else:
@@ -310,9 +329,13 @@ def _floats(buf: bytes, pos: int, end: int, out: list) -> None:
     if wire == 2:  # Packed.
       if (b - a) % 4:
         raise WireError("a packed float list is not a multiple of 4 bytes")
+      if len(out) + (b - a) // 4 > MAX_VALUES:
+        raise WireError(f"a feature holds more than {MAX_VALUES:,} values")
       out.extend(struct.unpack_from(f"<{(b - a) // 4}f", buf, a))
     elif wire == 5:
       out.append(struct.unpack_from("<f", buf, a)[0])
+      if len(out) > MAX_VALUES:
+        raise WireError(f"a feature holds more than {MAX_VALUES:,} values")
     else:
       raise WireError(f"a float value has wire type {wire}")
 
@@ -324,6 +347,8 @@ def _ints(buf: bytes, pos: int, end: int, out: list) -> None:
       continue
     if wire == 2:  # Packed.
       while a < b:
+        if len(out) >= MAX_VALUES:
+          raise WireError(f"a feature holds more than {MAX_VALUES:,} values")
         v = buf[a]
         if v < 0x80:
           out.append(v)
@@ -333,6 +358,8 @@ def _ints(buf: bytes, pos: int, end: int, out: list) -> None:
           out.append(v - (1 << 64) if v >> 63 else v)
     elif wire == 0:
       out.append(a - (1 << 64) if a >> 63 else a)
+      if len(out) > MAX_VALUES:
+        raise WireError(f"a feature holds more than {MAX_VALUES:,} values")
     else:
       raise WireError(f"an int64 value has wire type {wire}")
 
