@@ -5,8 +5,9 @@
 For each size, writes that many GB of Object Detection API records (the keys
 of create_coco_tf_record.py: an image of ~100 KB, 4 boxes, ids and texts) in
 shards of ~256 MB, with TensorFlow's own writer, from a synthetic set of 32
-noise JPEGs, with their `label_map.pbtxt`; then scans the folder in a fresh process (`readers.scan`:
-every record's framing and CRCs checked, every Example parsed, the records
+noise JPEGs, with their `label_map.pbtxt`; then scans the folder in a fresh
+process (`readers.scan`: every record's framing and CRCs checked, every
+Example parsed, the records
 packed to a temporary file) and prints the records found, the time, and the
 peak resident memory the scan added (psutil, sampled every 10 ms, and the
 kernel's ru_maxrss). The folder is removed after each size. A scan that held
@@ -122,7 +123,8 @@ def scan(root: str) -> None:
   maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
   print(json.dumps({
       "records": len(result.records), "problems": len(result.problems),
-      "s": seconds, "cpu_s": cpu, "base_mb": base / 1e6, "added_mb": (peak[0] - base) / 1e6,
+      "s": seconds, "cpu_s": cpu, "base_mb": base / 1e6,
+      "added_mb": (peak[0] - base) / 1e6,
       "added_maxrss_mb": (maxrss - base_maxrss) / 1e6}))
 
 
@@ -144,11 +146,13 @@ def main():
     out = subprocess.run([sys.executable, __file__, "--scan", root],
                          capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"{size / 1e9:.2f} GB, {n} records ({len(os.listdir(root)) - 1} files,"
+    files = len(os.listdir(root)) - 1  # Without label_map.pbtxt.
+    print(f"{size / 1e9:.2f} GB, {n} records ({files} files,"
           f" written in {wrote:.0f} s): scan {r['records']} records,"
           f" {r['problems']} problems, in {r['s']:.1f} s"
           f" ({size / 1e9 / r['s']:.2f} GB/s; CPU {r['cpu_s']:.1f} s,"
-          f" {r['cpu_s'] / r['records'] * 1e6:.0f} us a record); memory after imports"
+          f" {r['cpu_s'] / r['records'] * 1e6:.0f} us a record); memory after"
+          " imports"
           f" {r['base_mb']:.0f} MB, scan added {r['added_mb']:+.1f} MB"
           f" (psutil peak), {r['added_maxrss_mb']:+.1f} MB (ru_maxrss)",
           flush=True)

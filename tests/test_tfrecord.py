@@ -41,7 +41,8 @@ IMAGES = [
     ("cat_1.jpg", "cat", 48, 36, [(0, 0, 48, 36), (10, 5, 8, 9)],
      [[(1, 1, 2), (40, 30, 2)], [(12, 7, 2), (0, 0, 0)]]),
     ("chat_été.jpg", "cat", 32, 32, [], []),
-    ("dog_0.jpg", "dog", 40, 30, [(30, 20, 10, 10)], [[(35, 25, 2), (31, 21, 1)]]),
+    ("dog_0.jpg", "dog", 40, 30, [(30, 20, 10, 10)],
+     [[(35, 25, 2), (31, 21, 1)]]),
     ("dog_1.jpg", "dog", 36, 40, [(2, 2, 30, 30), (5, 6, 7, 8)],
      [[(3, 3, 2), (20, 20, 2)], [(6, 7, 1), (8, 9, 2)]]),
     ("dog_2.jpg", "dog", 50, 30, [(1, 1, 10, 10)], [[(2, 2, 2), (5, 5, 2)]]),
@@ -50,7 +51,7 @@ IMAGES = [
 CATEGORY_IDS = {"cat": 3, "dog": 7}
 
 
-# --- Writing records in each script's key layout ---------------------------------
+# --- Writing records in each script's key layout ------------------------------
 
 
 def _b(values):
@@ -172,7 +173,7 @@ def flowers_example(data, label, text):
   return _example({"label": _i(label), "text": _b(text), "encoded": _b(data)})
 
 
-# --- The same data as class folders, COCO and seed-001 JSON ----------------------
+# --- The same data as class folders, COCO and seed-001 JSON -------------------
 
 
 def _images(root):
@@ -310,7 +311,7 @@ def _pixels(example):
   return np.asarray(example["image"])
 
 
-# --- Round trips ---------------------------------------------------------------------
+# --- Round trips --------------------------------------------------------------
 
 
 def test_inception_records_build_as_their_class_folders(built):
@@ -402,7 +403,7 @@ def test_seed001_records_build_as_their_json(built):
       assert problems == []
 
 
-# --- Damaged files: reported with file and record, the rest kept ---------------------
+# --- Damaged files: reported with file and record, the rest kept --------------
 
 
 def _inception_records(n, seed=0, prefix="img"):
@@ -516,7 +517,7 @@ def test_damaged_build_counts_every_record(damaged):
         helpers.encode(helpers.photo(seed))).numpy())
 
 
-# --- The pieces: framing, the Example parser, the label map ----------------------------
+# --- The pieces: framing, the Example parser, the label map -------------------
 
 
 @pytest.mark.parametrize("n", [1, 2, 20])
@@ -673,7 +674,7 @@ def test_split_of_shard_names_and_folders(tmp_path):
       "img_5.jpg": "train", "img_6.jpg": "train"}
 
 
-# --- Detection, refusals, classes and keys ------------------------------------------
+# --- Detection, refusals, classes and keys ------------------------------------
 
 
 def test_claims(tmp_path):

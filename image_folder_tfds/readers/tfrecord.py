@@ -160,7 +160,7 @@ def frames(path: str) -> Iterator[Frame]:
       index += 1
 
 
-# --- tf.train.Example, from the protobuf wire format ---------------------------
+# --- tf.train.Example, from the protobuf wire format --------------------------
 #
 #   Example { Features features = 1; }
 #   Features { map<string, Feature> feature = 1; }   (entries: key 1, value 2)
@@ -364,7 +364,7 @@ def _ints(buf: bytes, pos: int, end: int, out: list) -> None:
       raise WireError(f"an int64 value has wire type {wire}")
 
 
-# --- label_map.pbtxt (the OD API's StringIntLabelMap text proto) ---------------
+# --- label_map.pbtxt (the OD API's StringIntLabelMap text proto) --------------
 
 _TOKEN = re.compile(r"""
     (?P<space>[ \t\r\n\f\v]+|\#[^\n]*)
@@ -407,7 +407,8 @@ def _unquote(token: str, path: str, line: int) -> str:
     raw = codecs.escape_decode(token[1:-1].encode("utf-8"))[0]
     return raw.decode("utf-8")
   except (ValueError, UnicodeDecodeError) as e:
-    raise records.InputError(f"{path}:{line}: bad string {token}: {e}") from None
+    raise records.InputError(
+        f"{path}:{line}: bad string {token}: {e}") from None
 
 
 def _parse_message(tokens: list, pos: int, path: str, close: str | None):
@@ -419,7 +420,8 @@ def _parse_message(tokens: list, pos: int, path: str, close: str | None):
     if close is not None and value == close:
       return fields, pos + 1
     if kind != "word":
-      raise records.InputError(f"{path}:{line}: expected a field name, got {value!r}")
+      raise records.InputError(
+          f"{path}:{line}: expected a field name, got {value!r}")
     name = value
     pos += 1
     if pos < len(tokens) and tokens[pos][1] == ":":
@@ -441,7 +443,8 @@ def _parse_message(tokens: list, pos: int, path: str, close: str | None):
     elif kind in ("string", "word"):
       text = _scalar(tokens[pos], path)
       pos += 1
-      while kind == "string" and pos < len(tokens) and tokens[pos][0] == "string":
+      while (kind == "string" and pos < len(tokens)
+             and tokens[pos][0] == "string"):
         text += _scalar(tokens[pos], path)  # "a" "b": one string.
         pos += 1
       fields.append((name, text, line))
@@ -450,7 +453,8 @@ def _parse_message(tokens: list, pos: int, path: str, close: str | None):
     if pos < len(tokens) and tokens[pos][1] in (",", ";"):
       pos += 1
   if close is not None:
-    raise records.InputError(f"{path}: a message is not closed ({close!r} missing)")
+    raise records.InputError(
+        f"{path}: a message is not closed ({close!r} missing)")
   return fields, pos
 
 
@@ -480,7 +484,8 @@ def read_label_map(path: str) -> LabelMap:
     with open(path, encoding="utf-8-sig") as f:
       text = f.read()
   except UnicodeDecodeError as e:
-    raise records.InputError(f"{path}: label map is not UTF-8 text: {e}") from None
+    raise records.InputError(
+        f"{path}: label map is not UTF-8 text: {e}") from None
   fields, _ = _parse_message(list(_tokens(text, path)), 0, path, None)
   by_id: dict[int, str] = {}
   aliases: dict[str, str] = {}
@@ -533,9 +538,10 @@ def read_label_map(path: str) -> LabelMap:
                   aliases=aliases)
 
 
-# --- The four key layouts -------------------------------------------------------
+# --- The four key layouts -----------------------------------------------------
 
-INCEPTION, OD_API, SEED001, FLOWERS = "inception", "od_api", "seed001", "flowers"
+INCEPTION, OD_API = "inception", "od_api"
+SEED001, FLOWERS = "seed001", "flowers"
 SCHEME_TITLES = {
     INCEPTION: "inception build_image_data.py",
     OD_API: "Object Detection API",
@@ -657,7 +663,8 @@ def scheme_of(keys) -> str | None:
   if "image/id" in keys and has_image:
     return SEED001
   if ("image/encoded" in keys and "image/source_id" not in keys
-      and {"image/class/label", "image/class/text", "image/colorspace"} <= keys):
+      and {"image/class/label", "image/class/text",
+           "image/colorspace"} <= keys):
     return INCEPTION
   if "image/encoded" in keys and ("image/source_id" in keys or any(
       k.startswith(("image/object/bbox/", "image/object/class/"))
@@ -860,7 +867,7 @@ def _objects(r: _Fields, spec: _Spec, size):
   return tuple(out), []
 
 
-# --- Class ids ------------------------------------------------------------------
+# --- Class ids ----------------------------------------------------------------
 
 
 class _ClassIds:
@@ -937,7 +944,8 @@ class _ClassIds:
     n = len(self.classes.names)
     if not self.from_data and raw - self.base >= n:
       raise annotated.FieldError(
-          f"{what} id {raw} is not among the ids {self.base}..{self.base + n - 1}"
+          f"{what} id {raw} is not among the ids"
+          f" {self.base}..{self.base + n - 1}"
           f" of the {n} classes of {self.source}")
     return raw - self.base
 
@@ -983,7 +991,7 @@ class _ClassIds:
     return self.classes.finish()
 
 
-# --- Finding and claiming the files --------------------------------------------
+# --- Finding and claiming the files -------------------------------------------
 
 
 def _is_framed(path: str) -> bool:
@@ -1091,7 +1099,7 @@ def _key_hash(split: str, key: str) -> int:
       digest_size=8).digest(), "little")
 
 
-# --- Reading --------------------------------------------------------------------
+# --- Reading ------------------------------------------------------------------
 
 
 def read(root: str, options: common.ReadOptions) -> common.ScanResult:
@@ -1376,7 +1384,8 @@ class _Reader:
       self.problems.append(records.Problem(
           file=first_repeat.source.rpartition("[")[0], kind="warning",
           counts_as_input=False,
-          reason=f"example keys repeat within a split (first: {first_repeat.key!r}"
+          reason="example keys repeat within a split (first:"
+          f" {first_repeat.key!r}"
           f" in {first_repeat.split!r}, {len(repeated)} repeated key(s)):"
           " every example's key is `<file>:<record number>` instead"))
     return out
