@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import struct
+import sys
 
 import hypothesis
 import numpy as np
@@ -921,3 +922,17 @@ def test_a_record_file_linked_from_outside_is_refused(tmp_path):
   [problem] = scan.problems
   assert problem.file == str(root / "train.record")
   assert problem.reason.startswith("symbolic link points outside the data")
+
+
+@pytest.mark.slow
+def test_memory_benchmark_runs_at_tiny_size(tmp_path):
+  """bench/tfrecord_memory.py end to end: records written, scanned in a
+  fresh process, every record found."""
+  result = helpers.run([
+      sys.executable, str(helpers.REPO / "bench" / "tfrecord_memory.py"),
+      "--gb", "0.005", "--dir", str(tmp_path / "bench")])
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = result.stdout.strip().splitlines()[-1]
+  n = int(line.split(" records (")[0].split(", ")[-1])
+  assert f"scan {n} records, 0 problems" in line and n > 0
+  assert not (tmp_path / "bench" / "0.005gb").exists()
