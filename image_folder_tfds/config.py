@@ -169,6 +169,7 @@ class MyImagesConfig(tfds.core.BuilderConfig):
         split_fractions=dict(self.split_fractions),
         labels_file=self.labels_file,
         annotations=self.annotations,
+        store_images=self.store_images,
     )
 
   def options(self) -> dict[str, Any]:

@@ -101,8 +101,9 @@ def process(
     if image is None:
       return _rejected(record, reason)
   problems = [
-      records.Problem(file=_image_file(record), reason=note, kind="converted",
-                      split=record.split, counts_as_input=False)
+      records.Problem(file=_image_file(record), item=_item(record),
+                      reason=note, kind="converted", split=record.split,
+                      counts_as_input=False)
       for note in image.notes
   ]
   objects, object_problems = annotations.finalize(
@@ -118,7 +119,8 @@ def process(
       segmentation_mask = masks_lib.semantic_mask(record, image)
     except masks_lib.MaskError as e:
       problems.append(records.Problem(
-          file=record.path, reason=str(e), split=record.split))
+          file=record.path, item=_item(record), reason=str(e),
+          split=record.split))
       return Outcome(record, None, (), tuple(problems), cache=result)
   # An image that is part of a file (`data_range`) is sent whole: only a
   # whole file is read again at the shard write.
@@ -145,9 +147,15 @@ def _image_file(record: records.ImageRecord) -> str:
 
 def _rejected(record: records.ImageRecord, reason: str,
               cache: check_cache.Result | None = None) -> Outcome:
-  problem = records.Problem(file=_image_file(record), reason=reason,
-                            split=record.split)
+  problem = records.Problem(file=_image_file(record), item=_item(record),
+                            reason=reason, split=record.split)
   return Outcome(record, None, (), (problem,), cache=cache)
+
+
+def _item(record: records.ImageRecord) -> str:
+  """Which image of its file a problem is about: an image inside a bigger
+  file (a TFRecord: `data_range`) by its example key, "" for a whole file."""
+  return record.key if record.data_range is not None else ""
 
 
 def default_workers() -> int:

@@ -24,6 +24,7 @@ from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
 from image_folder_tfds.readers import unlabeled
+from image_folder_tfds.readers import tfrecord
 from image_folder_tfds.readers import voc
 from image_folder_tfds.readers import yolo
 
@@ -34,7 +35,7 @@ ScanResult = common.ScanResult
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
 READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, hf_metadata, yolo,
-           labelme, mask_pairs, folders, unlabeled)
+           labelme, tfrecord, mask_pairs, folders, unlabeled)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 
@@ -66,8 +67,8 @@ def _choose(root: str, options: ReadOptions
       raise records.InputError(
           f"{path}: annotation file of unknown format: no reader recognises"
           " it (expected COCO or seed-001 JSON, JSON Lines, a TF Object"
-          " Detection CSV, a label CSV, or a CVAT for images XML file);"
-          " choose a reader with the `layout` option")
+          " Detection CSV, a label CSV, a CVAT for images XML file, or"
+          " TFRecords); choose a reader with the `layout` option")
     raise records.InputError(
         f"{root}: no images found: no class folders (DIR/<class>/<image> or"
         " DIR/<split>/<class>/<image>), no image files at the top or in"

@@ -266,15 +266,20 @@ def classes_for(root: str, options: common.ReadOptions) -> Classes:
 # --- Splits ---------------------------------------------------------------------
 
 
+# `-00003-of-00010`: the shard numbering of sharded files (TFRecords).
+_SHARD_SUFFIX = re.compile(r"[-_]\d+-of-\d+$")
+
+
 def split_of_file(path: str) -> str | None:
   """The split an annotation file is named for, or None.
 
   The name without extension, or its first or last word (separated by `_`,
   `-` or `.`) with trailing digits removed: `train.json`, `val.jsonl`,
-  `train_labels.csv`, `instances_val2017.json`. Only the file name counts,
-  not its folder.
+  `train_labels.csv`, `instances_val2017.json`. A shard suffix is not a
+  word (`coco_train-00003-of-00010`, TFRecord shards). Only the file name
+  counts, not its folder.
   """
-  stem = os.path.basename(path).split(".")[0]
+  stem = _SHARD_SUFFIX.sub("", os.path.basename(path).split(".")[0])
   words = [w for w in re.split(r"[_\-.]", stem) if w]
   for word in [stem] + words[:1] + words[-1:]:
     split = splits_lib.canonical_split(re.sub(r"\d+$", "", word))

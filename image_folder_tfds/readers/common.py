@@ -65,6 +65,10 @@ class ReadOptions:
   # folders) then refuse a folder that holds annotation files
   # (`annotation_artefacts`), which the user would otherwise lose.
   detected: bool = False
+  # The build stores image bytes (False: only the image's path). A reader
+  # whose images live inside bigger files (TFRecords) has no path to store
+  # for them, and refuses such a build before any image is read.
+  store_images: bool = True
 
 
 # --- Format detection -----------------------------------------------------------
