@@ -506,7 +506,9 @@ def test_damaged_build_counts_every_record(damaged):
   # The image inside a record that is no image: named by its file and key.
   broken = ah.find_problem(report, "train-00000-of-00002", "broken.jpg",
                            kind="rejected")
-  assert broken["file"] == "train-00000-of-00002"
+  # Named as the reader names the record (`ImageRecord.source`): its file and
+  # index, the same as the problems of its boxes.
+  assert broken["file"] == "train-00000-of-00002[record 5]"
   assert "not an image" in broken["reason"]
   examples = helpers.read_all(builder)
   assert sorted(examples) == sorted(
