@@ -117,7 +117,10 @@ def scan(root: str, layout: str, options: ReadOptions) -> ScanResult:
   passed_over: list[common.Claim] = []
   try:
     if layout == "auto":
-      layout, passed_over = _choose(root, options)
+      try:
+        layout, passed_over = _choose(root, options)
+      finally:
+        common.forget_listings()
       options = dataclasses.replace(options, detected=True)
     result = _BY_NAME[layout].read(root, options)
   except OSError as e:  # An annotation or labels file that cannot be read.

@@ -85,10 +85,10 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   out = []
   for folder in (os.path.join(root, "annotations"), root):
     if os.path.isdir(folder):
-      out.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder))
+      out.extend(os.path.join(folder, n) for n in common.names(folder)
                  if is_coco_file(n) and not common.is_hidden(n))
   if not out:  # A Roboflow export: `<split>/_annotations.coco.json`.
-    for name in sorted(os.listdir(root)):
+    for name in common.names(root):
       path = os.path.join(root, name, ROBOFLOW_FILE)
       if splits_lib.canonical_split(name) and os.path.isfile(path):
         out.append(path)
@@ -96,7 +96,7 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
     for folder in (os.path.join(root, "annotations"), root):
       if os.path.isdir(folder):
         out.extend(
-            os.path.join(folder, n) for n in sorted(os.listdir(folder))
+            os.path.join(folder, n) for n in common.names(folder)
             if n.lower().endswith(".json") and not common.is_hidden(n)
             and os.path.isfile(os.path.join(folder, n))
             and common.first_key(os.path.join(folder, n)) in TOP_LEVEL_KEYS)

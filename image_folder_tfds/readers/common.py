@@ -39,6 +39,79 @@ def scan_progress(root):
     bar.close()
 
 
+class _Listing:
+  """One folder's entries, read once: sorted names, and which are folders.
+
+  Format detection asks every reader whether a folder is its own, and most
+  look at the same top folder: a flat folder of 200k images was listed and
+  sorted a dozen times, with a `stat` per name for the folders (12 s). The
+  listing is kept while the folder's modification time is unchanged.
+  """
+
+  __slots__ = ("mtime", "names", "dirs")
+
+  def __init__(self, folder: str, mtime: int):
+    self.mtime = mtime
+    dirs = set()
+    names = []
+    with os.scandir(folder) as it:
+      for entry in it:
+        names.append(entry.name)
+        try:
+          if entry.is_dir():  # From the entry's type; a link is followed.
+            dirs.add(entry.name)
+        except OSError:
+          continue
+    names.sort()
+    self.names = names
+    self.dirs = dirs
+
+
+_listings: dict[str, _Listing] = {}
+
+
+def _listing(folder: str) -> _Listing:
+  mtime = os.stat(folder).st_mtime_ns  # Raises OSError as listdir would.
+  known = _listings.get(folder)
+  if known is None or known.mtime != mtime:
+    if len(_listings) > 16:
+      _listings.clear()
+    known = _listings[folder] = _Listing(folder, mtime)
+  return known
+
+
+def names(folder: str) -> list[str]:
+  """The sorted names in `folder` (`os.listdir`), read once while the folder
+  is unchanged. Hidden names are kept: callers filter them. Raises OSError."""
+  return _listing(folder).names
+
+
+def subfolders(folder: str) -> list[str]:
+  """The sorted names of the folders in `folder` (links to folders too),
+  hidden ones left out; [] when `folder` cannot be listed."""
+  try:
+    listing = _listing(folder)
+  except OSError:
+    return []
+  return [n for n in listing.names if n in listing.dirs and not is_hidden(n)]
+
+
+def top_files(folder: str) -> list[str]:
+  """The sorted names of the entries of `folder` that are not folders,
+  hidden ones left out; [] when `folder` cannot be listed."""
+  try:
+    listing = _listing(folder)
+  except OSError:
+    return []
+  return [n for n in listing.names
+          if n not in listing.dirs and not is_hidden(n)]
+
+
+def forget_listings() -> None:
+  """Drops the kept listings (a scan is over: its memory is given back)."""
+  _listings.clear()
+
+
 def is_hidden(name: str) -> bool:
   """`.DS_Store`, `._photo.jpg` (macOS resource forks), `.git`, ..."""
   return name.startswith(".") or name in _IGNORED_NAMES

@@ -125,7 +125,7 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
     path = annotated.annotation_path(root, options.annotations)
     return [path] if is_cvat_file(path) else []
   try:
-    names = sorted(n for n in os.listdir(root) if not common.is_hidden(n))
+    names = [n for n in common.names(root) if not common.is_hidden(n)]
   except OSError:
     return []
   stems = {os.path.splitext(n)[0] for n in names if common.is_image_name(n)}

@@ -32,8 +32,7 @@ def pair_dirs(root: str) -> list[tuple[str | None, str]] | None:
   if _is_pair(root):
     return [(None, root)]
   try:
-    names = sorted(n for n in os.listdir(root) if not common.is_hidden(n)
-                   and os.path.isdir(os.path.join(root, n)))
+    names = common.subfolders(root)
   except OSError:
     return None
   if not names:

@@ -53,7 +53,7 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   for folder in (root, os.path.join(root, "annotations")):
     if not os.path.isdir(folder):
       continue
-    for name in sorted(os.listdir(folder)):
+    for name in common.names(folder):
       path = os.path.join(folder, name)
       if (common.is_hidden(name) or name in common.KNOWN_METADATA_FILES
           or not name.lower().endswith(EXTENSIONS) or not os.path.isfile(path)

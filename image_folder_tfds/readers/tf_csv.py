@@ -43,11 +43,11 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
   for folder in (root, os.path.join(root, "annotations"),
                  os.path.join(root, "data")):
     if os.path.isdir(folder):
-      out.extend(os.path.join(folder, n) for n in sorted(os.listdir(folder))
+      out.extend(os.path.join(folder, n) for n in common.names(folder)
                  if n.lower().endswith(".csv") and not common.is_hidden(n)
                  and os.path.isfile(os.path.join(folder, n)))
   try:
-    names = sorted(os.listdir(root))
+    names = common.names(root)
   except OSError:
     return out
   for name in names:
@@ -233,7 +233,7 @@ def _unlisted_images(path, listed, root, file_split, options, problems):
   boxes has none), kept as Roboflow's COCO export keeps them."""
   folder = os.path.dirname(path)
   without = []
-  for name in sorted(os.listdir(folder)):
+  for name in common.names(folder):
     if (common.is_hidden(name) or not common.is_image_name(name)
         or os.path.normpath(os.path.join(folder, name)) in listed):
       continue

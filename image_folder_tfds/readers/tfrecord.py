@@ -1017,12 +1017,10 @@ def find_files(root: str, options: common.ReadOptions,
     return [path] if is_tfrecord_name(path) or _is_framed(path) else []
   out = []
   real_root = os.path.realpath(root)
-  folders = [root] + [
-      os.path.join(root, n) for n in sorted(os.listdir(root))
-      if not common.is_hidden(n) and os.path.isdir(os.path.join(root, n))]
+  folders = [root] + [os.path.join(root, n) for n in common.subfolders(root)]
   for folder in folders:
     try:
-      names = sorted(os.listdir(folder))
+      names = common.names(folder)
     except OSError as e:
       # Detection goes on (another layout may read the folder); a scan
       # reports it.

@@ -157,11 +157,7 @@ def _find(root: str, options: common.ReadOptions):
 
 
 def _top_files(root: str) -> list[str]:
-  try:
-    return sorted(e.name for e in os.scandir(root)
-                  if not common.is_hidden(e.name) and e.is_file())
-  except OSError:
-    return []
+  return common.top_files(root)
 
 
 def _load_yaml(path: str):
