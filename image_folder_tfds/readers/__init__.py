@@ -16,6 +16,7 @@ from image_folder_tfds.readers import annotated
 from image_folder_tfds.readers import coco
 from image_folder_tfds.readers import common
 from image_folder_tfds.readers import folders
+from image_folder_tfds.readers import label_studio
 from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
@@ -27,7 +28,7 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, seed001, mask_pairs, folders)
+READERS = (coco, voc, tf_csv, seed001, label_studio, mask_pairs, folders)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 

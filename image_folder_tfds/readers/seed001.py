@@ -64,7 +64,12 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
 
 def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
   """Certain: a JSON list or JSON Lines file whose first entry is an object
-  with a `filename` (a COCO file, or a stray JSON file, is not)."""
+  with a `filename` (a COCO file, or a stray JSON file, is not).
+
+  Another JSON file given as the `annotations` option is claimed as likely,
+  so that, unless another reader knows its content (a Label Studio export),
+  the error names the fields it lacks.
+  """
   if options.annotations:
     path = annotated.annotation_path(root, options.annotations)
     lower = path.lower()
@@ -73,7 +78,8 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
       return None
     if lower.endswith(".json") and common.first_key(path) in coco.TOP_LEVEL_KEYS:
       return None
-    return common.Claim(NAME, common.CERTAIN, (path,))
+    certainty = common.CERTAIN if looks_like(path) else common.LIKELY
+    return common.Claim(NAME, certainty, (path,))
   files = [p for p in find_files(root, options)
            if common.first_key(p) not in coco.TOP_LEVEL_KEYS and looks_like(p)]
   return common.Claim(NAME, common.CERTAIN, tuple(files)) if files else None
