@@ -119,12 +119,30 @@ def first_item(path: str):
   return None
 
 
+# The keys of a task in an export or an import file, other than its
+# annotations and predictions.
+_TASK_KEYS = {"id", "data", "meta", "created_at", "updated_at", "inner_id",
+              "total_annotations", "cancelled_annotations",
+              "total_predictions", "comment_count", "unresolved_comment_count",
+              "last_comment_updated_at", "project", "updated_by",
+              "file_upload", "comment_authors", "drafts", "is_labeled",
+              "overlap", "allow_skip"}
+
+
 def is_task(item) -> bool:
   """A task of the full export: `data` and its `annotations` (`completions`
-  before Label Studio 1.0)."""
-  return (isinstance(item, dict) and isinstance(item.get("data"), dict)
-          and isinstance(item.get("annotations", item.get("completions")),
-                         list))
+  before Label Studio 1.0) or `predictions`; or, as Label Studio's import
+  files have it, task keys only, with an image in `data`. A seed-001 entry
+  (`filename`) is not."""
+  if (not isinstance(item, dict) or not isinstance(item.get("data"), dict)
+      or "filename" in item):
+    return False
+  if any(isinstance(item.get(k), list)
+         for k in ("annotations", "completions", "predictions")):
+    return True
+  return item.keys() <= _TASK_KEYS and any(
+      isinstance(v, str) and _looks_like_image(v)
+      for v in item["data"].values())
 
 
 def _looks_like_results(value) -> bool:
