@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 
@@ -50,6 +51,14 @@ def assign_splits(
 
 
 def _split_table(fractions: Mapping[str, float]) -> tuple[list[str], list[bytes]]:
+  """`_table` of the fractions, made once per set of fractions: readers that
+  give hash splits one image at a time (`assign_split`) would otherwise
+  pay the threshold searches (~100 us) for every image."""
+  return _table(tuple(fractions.get(split, 0.0) for split in CANONICAL_SPLITS))
+
+
+@functools.lru_cache(maxsize=16)
+def _table(fractions: tuple[float, ...]) -> tuple[list[str], list[bytes]]:
   """Split names and their upper bounds, as digest thresholds.
 
   The split of a path is the first one whose upper bound (the running sum of
@@ -60,8 +69,7 @@ def _split_table(fractions: Mapping[str, float]) -> tuple[list[str], list[bytes]
   """
   names, bounds = [], []
   upper = 0.0
-  for split in CANONICAL_SPLITS:
-    fraction = fractions.get(split, 0.0)
+  for split, fraction in zip(CANONICAL_SPLITS, fractions):
     if fraction:
       upper += fraction
       names.append(split)
