@@ -59,8 +59,9 @@ def _choose(root: str, options: ReadOptions
       path = annotated.annotation_path(root, options.annotations)
       raise records.InputError(
           f"{path}: annotation file of unknown format: no reader recognises"
-          " it (expected COCO or seed-001 JSON, JSON Lines, or a TF Object"
-          " Detection CSV); choose a reader with the `layout` option")
+          " it (expected COCO, Label Studio or seed-001 JSON, JSON Lines, or"
+          " a TF Object Detection CSV); choose a reader with the `layout`"
+          " option")
     raise records.InputError(
         f"{root}: no images found: no class folders (DIR/<class>/<image> or"
         " DIR/<split>/<class>/<image>) and no annotation file of a known"

@@ -244,7 +244,7 @@ class _Annotation:
   where: str  # "annotation 2 (id 7)", for messages.
   id: object
   ground_truth: bool
-  updated_at: datetime.datetime | None
+  updated_at: object  # As given; `_choose` reads it as a time.
   position: int
   results: list
 
@@ -290,9 +290,14 @@ class _Scan:
   # -- Classes.
 
   def _index(self, name, field: str) -> int:
+    index = self._provisional.get(name) if type(name) is str else None
+    if index is not None:
+      return index
     name = annotated.text(name, field)
     if self.classes.fixed is not None:
-      return self.classes.resolve(None, name, field)[0]
+      index = self.classes.resolve(None, name, field)[0]
+      self._provisional[name] = index  # Known good: the next is a lookup.
+      return index
     index = self._provisional.get(name)
     if index is None:
       index = self._provisional[name] = len(self._met)
@@ -428,7 +433,7 @@ class _Scan:
         continue
       out.append(_Annotation(
           where=label, id=aid, ground_truth=ann.get("ground_truth") is True,
-          updated_at=_time(ann.get("updated_at")), position=j,
+          updated_at=ann.get("updated_at"), position=j,
           results=ann.get("result")))
     counts.cancelled += cancelled
     if cancelled and not out:
@@ -449,6 +454,8 @@ class _Scan:
       return None
     if len(annotations) == 1:
       return annotations[0]
+    annotations = [dataclasses.replace(a, updated_at=_time(a.updated_at))
+                   for a in annotations]
 
     def rank(a: _Annotation):
       aid = a.id if isinstance(a.id, int) and not isinstance(a.id, bool) else -1
@@ -485,26 +492,25 @@ class _Scan:
     region_ids = set()  # Ids of every result that is not choices.
     for k, r in enumerate(results):
       rid = r.get("id") if isinstance(r, dict) else None
-      item = f"{where}: result {k}" + (f" (id {rid})" if rid is not None
-                                       else "")
+      item = (where, k, rid)
       if not isinstance(r, dict):
         problems.append(annotated.annotation_problem(
             path, f"a result must be an object, got {r!r}: not read",
-            split=split, item=item))
+            split=split, item=_item(item)))
         continue
       value = r.get("value")
       rtype = r.get("type")
       if not isinstance(value, dict):
         problems.append(annotated.annotation_problem(
             path, f"`value` must be an object, got {value!r}: not read",
-            split=split, item=item))
+            split=split, item=_item(item)))
         continue
       kind = _region_kind(rtype, value)
       if rid is not None and not isinstance(rid, (dict, list)):
         if kind is not None:
-          labelled_ids.add(repr(rid))
+          labelled_ids.add(rid)
         if not (rtype == "choices" or (rtype is None and "choices" in value)):
-          region_ids.add(repr(rid))
+          region_ids.add(rid)
       parsed.append((item, r, rtype, value, kind))
     for item, r, rtype, value, kind in parsed:
       rid = r.get("id")
@@ -516,7 +522,7 @@ class _Scan:
         if rtype == "choices" or (rtype is None and "choices" in value):
           choices.append((item, rid, value))
         elif (rtype in ("rectangle", "polygon", "keypoint")
-              and repr(rid) in labelled_ids):
+              and _key(rid) in labelled_ids):
           continue  # The shape of a `labels` result with the same id.
         else:
           counts.not_read[str(rtype or _value_kind(value))] += 1
@@ -528,15 +534,15 @@ class _Scan:
         made = self._region(kind, r, rtype, value, path, item, split, counts)
       except (annotated.FieldError, masks.MaskError) as e:
         problems.append(annotated.annotation_problem(
-            path, f"{e}: object not written", split=split, item=item))
+            path, f"{e}: object not written", split=split, item=_item(item)))
         continue
       objects.extend(made)
       if made and kind != "keypoint" and rid is not None:
-        regions.setdefault(repr(rid), []).extend(made)
+        regions.setdefault(_key(rid), []).extend(made)
     # Keypoints of a region: its objects' keypoints, by name.
     attached: dict[int, dict[int, records.Keypoint]] = {}  # id(obj) -> ...
     for item, r, value, names in keypoints:
-      parent = regions.get(repr(r.get("parentID")))
+      parent = regions.get(_key(r.get("parentID")))
       try:
         if parent is None:
           raise annotated.FieldError(
@@ -554,12 +560,12 @@ class _Scan:
             slots[index] = point
       except annotated.FieldError as e:
         problems.append(annotated.annotation_problem(
-            path, f"{e}: keypoint not written", split=split, item=item))
+            path, f"{e}: keypoint not written", split=split, item=_item(item)))
     if attached:
       objects = [_with_keypoints(o, attached.get(id(o))) for o in objects]
     labels: list[int] = []
     for item, rid, value in choices:
-      if rid is not None and repr(rid) in region_ids:  # `perRegion` choices.
+      if rid is not None and _key(rid) in region_ids:  # `perRegion` choices.
         counts.not_read["choices of a region"] += 1
         continue
       try:
@@ -570,7 +576,7 @@ class _Scan:
             labels.append(index)
       except annotated.FieldError as e:
         problems.append(annotated.annotation_problem(
-            path, f"{e}: choice not written", split=split, item=item))
+            path, f"{e}: choice not written", split=split, item=_item(item)))
     return size, labels, tuple(objects)
 
   def _region(self, kind, r, rtype, value, path, item, split, counts):
@@ -594,10 +600,10 @@ class _Scan:
     out = []
     for name in names:
       try:
-        label = self._index(name, f"{rtype or kind} label")
+        label = self._index(name, _LABEL_FIELDS.get(rtype, "label"))
       except annotated.FieldError as e:
         self.problems.append(annotated.annotation_problem(
-            path, f"{e}: object not written", split=split, item=item))
+            path, f"{e}: object not written", split=split, item=_item(item)))
         continue
       out.append(records.ObjectRecord(label=label, text=name, id=oid,
                                       **shape))
@@ -606,8 +612,8 @@ class _Scan:
     return out
 
   def _box(self, r, value, path, item, split):
-    x, y, w, h = (annotated.number(value.get(k), f"value.{k}")
-                  for k in ("x", "y", "width", "height"))
+    x, y, w, h = (_number(value, "x"), _number(value, "y"),
+                  _number(value, "width"), _number(value, "height"))
     if w < 0 or h < 0:
       raise annotated.FieldError(
           f"value.width and value.height must not be negative, got {w}, {h}")
@@ -624,7 +630,7 @@ class _Scan:
       self.problems.append(annotated.annotation_problem(
           path, f"rectangle rotated by {rotation:g} degrees: stored as the"
           " axis-aligned box around it (larger than the rectangle)",
-          split=split, item=item, kind="changed"))
+          split=split, item=_item(item), kind="changed"))
     return box
 
   # -- Images.
@@ -634,7 +640,7 @@ class _Scan:
     if not isinstance(ref, str) or not ref.strip():
       raise annotated.PathError(
           f"image must be a non-empty string, got {ref!r}")
-    bases = [os.path.dirname(path), self.root]
+    bases = list(dict.fromkeys((os.path.dirname(path), self.root)))
     if "/data/local-files" in ref.partition("?")[0] and "?d=" in ref:
       # As Label Studio reads it: the rest of the URL is the path below its
       # LOCAL_FILES_DOCUMENT_ROOT (percent-encoded or not).
@@ -664,7 +670,8 @@ class _Scan:
     exists inside the root; else the one file of that name below it."""
     tried: list[str] = []
     for name in dict.fromkeys(names):
-      segments = [s for s in name.replace("\\", "/").split("/") if s]
+      segments = [s for s in name.replace("\\", "/").split("/")
+                  if s and s != "."]
       if ".." in segments:
         raise annotated.PathError(
             f"image {ref!r} leads outside the data folder {self.root}"
@@ -676,7 +683,7 @@ class _Scan:
           continue
         tried.append(rel)
         for base in bases:
-          candidate = os.path.normpath(os.path.join(base, rel))
+          candidate = os.path.join(base, rel)
           if os.path.lexists(candidate):
             return annotated.resolve_image(candidate, [], self.root)
     basenames = {os.path.basename(t) for t in tried}
@@ -767,6 +774,15 @@ class _Scan:
 
 
 _ALL_CANCELLED = object()  # `_annotations`: every annotation was cancelled.
+_LABEL_FIELDS = {t: f"{t} label" for t in (*_REGION_TYPES, "labels")}
+
+
+def _item(parts) -> str:
+  """`task 3 (id 17): a.jpg: result 2 (id r1)` from (where, index, id),
+  made only when a problem names a result (most have none)."""
+  where, index, rid = parts
+  return f"{where}: result {index}" + (f" (id {rid})" if rid is not None
+                                       else "")
 
 
 def _final(r: records.ImageRecord, remap, names, kp_maps, single, store):
@@ -862,12 +878,25 @@ def _polygon(value) -> list[float]:
   return flat
 
 
+def _key(rid):
+  """An id as a set or dict key (an id that is a list or an object, which no
+  result has, matches nothing)."""
+  return None if isinstance(rid, (dict, list)) else rid
+
+
+def _number(value: dict, key: str) -> float:
+  """`value[key]`, a finite number (`annotated.number`, faster when it is)."""
+  v = value.get(key)
+  if type(v) is float and math.isfinite(v) or type(v) is int:
+    return v
+  return annotated.number(v, f"value.{key}")
+
+
 def _point(value) -> records.Keypoint:
   """A keypoint: visible, or occluded when Label Studio's COCO import marked
   it `hidden` (COCO visibility below 2)."""
   return records.Keypoint(
-      x=annotated.number(value.get("x"), "value.x") / 100,
-      y=annotated.number(value.get("y"), "value.y") / 100,
+      x=_number(value, "x") / 100, y=_number(value, "y") / 100,
       v=1 if value.get("hidden") is True else 2)
 
 
@@ -955,7 +984,7 @@ def _min_tasks(entries, counts: _Counts):
       annotations.append(_Annotation(
           where=f"row {i}" + (f" (annotation {aid})" if aid is not None
                               else ""),
-          id=aid, ground_truth=False, updated_at=_time(row.get("updated_at")),
+          id=aid, ground_truth=False, updated_at=row.get("updated_at"),
           position=position, results=results))
     return where, first, annotations
 
