@@ -752,6 +752,61 @@ def test_non_consecutive_json_min_rows(tmp_path):
   assert sorted(result.class_names) == ["x", "y"]
 
 
+def _reference_depth(text: str) -> int:
+  """The deepest nesting of a JSON text, one character at a time."""
+  depth = deepest = 0
+  inside = escaped = False
+  for ch in text:
+    if inside:
+      if escaped:
+        escaped = False
+      elif ch == "\\":
+        escaped = True
+      elif ch == '"':
+        inside = False
+    elif ch == '"':
+      inside = True
+    elif ch in "[{":
+      depth += 1
+      deepest = max(deepest, depth)
+    elif ch in "]}":
+      depth -= 1
+  return deepest
+
+
+def test_json_depth_check_matches_a_reference(tmp_path):
+  """The export's depth check (before ijson parses it) reads chunks of bytes:
+  brackets inside strings and escaped quotes cut between chunks count as a
+  parser counts them."""
+  from image_folder_tfds.readers import common
+  rng = np.random.default_rng(7)
+  pieces = ["\\", '"', "[", "]", "{", "}", "a", "é", "\\\\"]
+
+  def value(level):
+    r = rng.random()
+    if level > 6 or r < 0.3:
+      return "".join(rng.choice(pieces, size=rng.integers(0, 8)))
+    if r < 0.65:
+      return [value(level + 1) for _ in range(rng.integers(0, 4))]
+    return {f'{rng.choice(pieces)}{k}': value(level + 1)
+            for k in range(rng.integers(0, 4))}
+
+  for i in range(300):
+    text = json.dumps(value(0), ensure_ascii=bool(i % 2))
+    data = text.encode()
+    for size in (1, 2, 3, 7, 1 << 20):
+      state, deepest = (0, 0, 0), 0
+      for k in range(0, len(data), size):
+        _, depths, state = common._chunk_depths(data[k:k + size], state)
+        deepest = max([deepest, *depths.tolist()])
+      assert deepest == _reference_depth(text), (size, text)
+  path = tmp_path / "deep.json"
+  path.write_text('[{"s": "[[[[\\"[[", "x": ' + "[" * 300 + "]" * 300 + "}]")
+  with pytest.raises(records.InputError, match=r"more than 256 levels deep"
+                     r" \(near byte 278\)"):
+    common.check_json_depth(str(path))
+
+
 # --- The real command -----------------------------------------------------------
 
 LOAD = """
