@@ -237,7 +237,7 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
       problems=scan.problems, keypoint_names=scan.keypoint_names)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Annotation:
   """One annotation of a task (a JSON-MIN row is one)."""
 
@@ -582,21 +582,20 @@ class _Scan:
   def _region(self, kind, r, rtype, value, path, item, split, counts):
     """The objects of one labelled region: one per label."""
     names = _labels_of(value, rtype)
+    box, segmentation, keypoints = None, -1, ()
     if kind == "rectangle":
       box = self._box(r, value, path, item, split)
-      shape = {"box": box}
     elif kind == "polygon":
       flat = _polygon(value)
       parts = masks.check_polygons([flat], field="value.points")
       xs, ys = flat[0::2], flat[1::2]
-      shape = {"box": (min(xs), min(ys), max(xs), max(ys)),
-               "segmentation": self.store.add(
-                   masks.pack_polygons(parts, normalized=True))}
+      box = (min(xs), min(ys), max(xs), max(ys))
+      segmentation = self.store.add(masks.pack_polygons(parts,
+                                                        normalized=True))
     else:
-      shape = {"keypoints": (_point(value),)}
+      keypoints = (_point(value),)
     rid = r.get("id")
-    oid = str(rid) if isinstance(rid, (str, int)) and not isinstance(
-        rid, bool) else ""
+    oid = rid if type(rid) is str else str(rid) if type(rid) is int else ""
     out = []
     for name in names:
       try:
@@ -605,8 +604,9 @@ class _Scan:
         self.problems.append(annotated.annotation_problem(
             path, f"{e}: object not written", split=split, item=_item(item)))
         continue
-      out.append(records.ObjectRecord(label=label, text=name, id=oid,
-                                      **shape))
+      out.append(records.ObjectRecord(
+          box=box, label=label, text=name, id=oid, keypoints=keypoints,
+          segmentation=segmentation))
     if len(names) > 1:
       counts.multi_label += 1
     return out
@@ -617,7 +617,7 @@ class _Scan:
     if w < 0 or h < 0:
       raise annotated.FieldError(
           f"value.width and value.height must not be negative, got {w}, {h}")
-    rotation = annotated.number(value.get("rotation") or 0, "value.rotation")
+    rotation = _number(value, "rotation") if value.get("rotation") else 0
     if rotation % 360 == 0:
       return (x / 100, y / 100, (x + w) / 100, (y + h) / 100)
     size = _size(r)
