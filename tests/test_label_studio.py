@@ -678,6 +678,8 @@ def test_not_claimed_seed001_coco_or_stray_json(tmp_path):
   ah.write_json(tmp_path / "annotations" / "export.json", {
       "images": [], "annotations": [], "categories": []})
   ah.write_json(tmp_path / "notes.json", [{"note": "x", "image": "a.jpg"}])
+  ah.write_json(tmp_path / "ocr.json", [{"image": "a.jpg", "words": [
+      {"text": "hello", "bbox": [1, 2, 3, 4]}]}])
   from image_folder_tfds.readers import label_studio
   assert label_studio.claim(str(tmp_path), _options()) is None
   assert "label_studio" not in [

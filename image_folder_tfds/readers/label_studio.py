@@ -145,13 +145,19 @@ def is_task(item) -> bool:
       for v in item["data"].values())
 
 
+# The keys of a region's value that only Label Studio writes: how a JSON-MIN
+# row is told from other JSON with an `image` (an OCR file's `text`).
+_OWN_KEYS = ("rectanglelabels", "polygonlabels", "keypointlabels",
+             "brushlabels", "ellipselabels", "choices")
+
+
 def _looks_like_results(value) -> bool:
-  """A JSON-MIN tag's value: regions (dicts with a labels key) or several
-  choices (`{"choices": [...]}`)."""
+  """A JSON-MIN tag's value: regions (dicts with a Label Studio labels key)
+  or several choices (`{"choices": [...]}`)."""
   if isinstance(value, dict):
     return isinstance(value.get("choices"), list)
   return (isinstance(value, list) and bool(value) and all(
-      isinstance(v, dict) and any(k in v for k in _VALUE_KEYS)
+      isinstance(v, dict) and any(k in v for k in _OWN_KEYS)
       for v in value))
 
 
