@@ -779,7 +779,7 @@ def _reference_depth(text: str) -> int:
 def test_json_depth_check_matches_a_reference(tmp_path):
   """The export's depth check (before ijson parses it) reads chunks of bytes:
   brackets inside strings and escaped quotes cut between chunks count as a
-  parser counts them."""
+  parser counts them (150 random texts, chunks of 1, 3 and 7 bytes)."""
   from image_folder_tfds.readers import common
   rng = np.random.default_rng(7)
   pieces = ["\\", '"', "[", "]", "{", "}", "a", "é", "\\\\"]
@@ -793,10 +793,10 @@ def test_json_depth_check_matches_a_reference(tmp_path):
     return {f'{rng.choice(pieces)}{k}': value(level + 1)
             for k in range(rng.integers(0, 4))}
 
-  for i in range(300):
+  for i in range(150):
     text = json.dumps(value(0), ensure_ascii=bool(i % 2))
     data = text.encode()
-    for size in (1, 2, 3, 7, 1 << 20):
+    for size in (1, 3, 7, 1 << 20):
       state, deepest = (0, 0, 0), 0
       for k in range(0, len(data), size):
         _, depths, state = common._chunk_depths(data[k:k + size], state)
