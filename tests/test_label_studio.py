@@ -754,6 +754,41 @@ def test_non_consecutive_json_min_rows(tmp_path):
   assert sorted(result.class_names) == ["x", "y"]
 
 
+def test_labels_tag_over_shapes_and_other_reports(tmp_path):
+  """`Labels` over `Rectangle`/`KeyPoint` (a labelled result and its
+  unlabelled twin of the same id), an image turned in the editor, a task
+  naming two images."""
+  helpers.write_image(tmp_path / "a.jpg", width=40, height=30)
+  helpers.write_image(tmp_path / "b.jpg", width=40, height=30)
+  shape = {"x": 10, "y": 20, "width": 30, "height": 40, "rotation": 0}
+  ah.write_json(tmp_path / "export.json", [
+      _task(1, "a.jpg", [_ann(1, [
+          {"id": "s", "type": "rectangle", "value": dict(shape),
+           "original_width": 40, "original_height": 30, "image_rotation": 90},
+          {"id": "s", "type": "labels", "value": {**shape, "labels": ["car"]},
+           "original_width": 40, "original_height": 30, "image_rotation": 90},
+          {"id": "p", "type": "keypoint", "value": {"x": 5, "y": 6}},
+          {"id": "p", "type": "labels",
+           "value": {"x": 5, "y": 6, "width": 1, "labels": ["light"]}},
+          {"id": "e", "type": "ellipse", "value": {"x": 5, "y": 6}},
+      ])]),
+      {"id": 2, "data": {"front": "b.jpg", "back": "/data/upload/1/b.jpg"},
+       "annotations": []}])
+  result = _scan(tmp_path)
+  (rec,) = result.records
+  assert [(o.text, o.box, [(k.x, k.y, k.v) for k in o.keypoints])
+          for o in rec.objects] == [("car", (0.1, 0.2, 0.4, 0.6), []),
+                                    ("light", None, [(0.05, 0.06, 2)])]
+  assert rec.size == (40, 30)
+  reasons = _reasons(result.problems)
+  assert any("results not read" in r and "ellipse (1)" in r
+             and "rectangle (" not in r for r in reasons), reasons
+  assert any("2 result(s) were drawn on an image turned in the editor" in r
+             for r in reasons), reasons
+  assert any("task 1 (id 2)" in r and "names several images (front, back)"
+             in r for r in _reasons(result.problems, "rejected")), reasons
+
+
 def _reference_depth(text: str) -> int:
   """The deepest nesting of a JSON text, one character at a time."""
   depth = deepest = 0
