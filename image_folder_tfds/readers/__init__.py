@@ -20,6 +20,7 @@ from image_folder_tfds.readers import folders
 from image_folder_tfds.readers import hf_metadata
 from image_folder_tfds.readers import label_csv
 from image_folder_tfds.readers import labelme
+from image_folder_tfds.readers import label_studio
 from image_folder_tfds.readers import mask_pairs
 from image_folder_tfds.readers import seed001
 from image_folder_tfds.readers import tf_csv
@@ -34,8 +35,8 @@ ScanResult = common.ScanResult
 # Every reader, once. Each module has `NAME` (its `layout` option value),
 # `claim(root, options) -> common.Claim | None` ("is this folder mine, and how
 # sure am I?", from the files alone) and `read(root, options) -> ScanResult`.
-READERS = (coco, voc, tf_csv, label_csv, seed001, cvat, hf_metadata, yolo,
-           labelme, tfrecord, mask_pairs, folders, unlabeled)
+READERS = (coco, voc, tf_csv, label_csv, seed001, label_studio, cvat, hf_metadata,
+           yolo, labelme, tfrecord, mask_pairs, folders, unlabeled)
 _BY_NAME = {r.NAME: r for r in READERS}
 LAYOUTS = ("auto",) + tuple(_BY_NAME)
 
@@ -66,8 +67,8 @@ def _choose(root: str, options: ReadOptions
       path = annotated.annotation_path(root, options.annotations)
       raise records.InputError(
           f"{path}: annotation file of unknown format: no reader recognises"
-          " it (expected COCO or seed-001 JSON, JSON Lines, a TF Object"
-          " Detection CSV, a label CSV, a CVAT for images XML file, or"
+          " it (expected COCO, Label Studio or seed-001 JSON, JSON Lines, a TF"
+          " Object Detection CSV, a label CSV, a CVAT for images XML file, or"
           " TFRecords); choose a reader with the `layout` option")
     raise records.InputError(
         f"{root}: no images found: no class folders (DIR/<class>/<image> or"

@@ -11,6 +11,7 @@ import stat
 from collections.abc import Sequence
 
 import ijson
+import numpy as np
 
 from image_folder_tfds import records
 from image_folder_tfds import splits as splits_lib
@@ -562,29 +563,71 @@ MAX_JSON_DEPTH = 256
 def check_json_depth(path: str, limit: int = MAX_JSON_DEPTH) -> None:
   """Raises `InputError` when the JSON file `path` nests deeper than `limit`.
 
-  One pass of ijson's basic parser, which keeps no paths (once per file
-  version: layout detection and the reader both ask). Invalid JSON is left
-  to the reader's own parse, which says where it is.
+  Once per file version (layout detection and the reader both ask), in
+  NumPy passes over 1 MiB chunks of the bytes (`_chunk_depths`): ijson's
+  basic parser, which keeps no paths either, costs more than parsing the
+  items themselves (1.3 s against 0.8 s for a 42 MB Label Studio export).
+  Invalid JSON is left to the reader's own parse, which says where it is.
   """
   st = os.stat(path)
   version = (st.st_mtime_ns, st.st_size, limit)
   if _depth_checked.get(path) == version:
     return
-  depth = 0
+  state = (0, 0, 0)  # Depth, inside a string (0/1), backslashes at the end.
+  offset = 0
   with open(path, "rb") as f:
-    try:
-      for event, _ in ijson.basic_parse(f, use_float=True):
-        if event in ("start_map", "start_array"):
-          depth += 1
-          if depth > limit:
-            raise records.InputError(
-                f"{path}: JSON nested more than {limit} levels deep (near byte"
-                f" {f.tell():,}): refused, annotations nest a few levels")
-        elif event in ("end_map", "end_array"):
-          depth -= 1
-    except ijson.JSONError:
-      return
+    while chunk := f.read(1 << 20):
+      where, depths, state = _chunk_depths(chunk, state)
+      if depths.size and int(depths.max()) > limit:
+        at = offset + int(where[np.argmax(depths > limit)])
+        raise records.InputError(
+            f"{path}: JSON nested more than {limit} levels deep (near byte"
+            f" {at:,}): refused, annotations nest a few levels")
+      offset += len(chunk)
   _depth_checked[path] = version
+
+
+def _chunk_depths(chunk: bytes, state: tuple[int, int, int]):
+  """(offsets of the brackets of `chunk` outside strings, the depth after
+  each, the state after the chunk).
+
+  A quote ends or starts a string unless an odd number of backslashes comes
+  before it (in this chunk or at the end of the one before: `state`). The
+  bytes of JSON's syntax never occur inside a UTF-8 multi-byte character,
+  so bytes are enough.
+  """
+  depth, in_string, backslashes = state
+  a = np.frombuffer(chunk, np.uint8)
+  n = a.size
+  quotes = np.flatnonzero(a == 0x22)
+  if b"\\" in chunk:
+    # The last byte at or before i that is not a backslash (-1: none).
+    last_other = np.where(a == 0x5C, -1, np.arange(n, dtype=np.int32))
+    np.maximum.accumulate(last_other, out=last_other)
+    before = np.where(quotes > 0, last_other[np.maximum(quotes - 1, 0)], -1)
+    run = np.where(before >= 0, quotes - 1 - before, quotes + backslashes)
+    quotes = quotes[run % 2 == 0]
+    tail = int(last_other[-1])
+    backslashes = backslashes + n if tail < 0 else n - 1 - tail
+  else:
+    if backslashes % 2 and quotes.size and quotes[0] == 0:
+      quotes = quotes[1:]  # Escaped by the backslashes ending the last chunk.
+    backslashes = 0
+  opening = a == 0x5B
+  opening |= a == 0x7B
+  closing = a == 0x5D
+  closing |= a == 0x7D
+  where = np.flatnonzero(opening | closing)
+  # Inside a string when an odd number of quotes comes before (with the
+  # string the last chunk ended in).
+  outside = ((np.searchsorted(quotes, where) + in_string) & 1) == 0
+  where = where[outside]
+  step = np.where(opening[where], 1, -1)
+  depths = np.cumsum(step, dtype=np.int64) + depth
+  if depths.size:
+    depth = int(depths[-1])
+  in_string = (in_string + quotes.size) & 1
+  return where, depths, (depth, in_string, backslashes)
 
 
 _depth_checked: dict[str, tuple[int, int, int]] = {}

@@ -65,7 +65,12 @@ def find_files(root: str, options: common.ReadOptions) -> list[str]:
 
 def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
   """Certain: a JSON list or JSON Lines file whose first entry is an object
-  with a `filename` (a COCO file, or a stray JSON file, is not)."""
+  with a `filename` (a COCO file, or a stray JSON file, is not).
+
+  Another JSON file given as the `annotations` option is claimed as likely,
+  so that, unless another reader knows its content (a Label Studio export),
+  the error names the fields it lacks.
+  """
   if options.annotations:
     path = annotated.annotation_path(root, options.annotations)
     lower = path.lower()
@@ -76,7 +81,8 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
       return None
     if os.path.basename(path) in hf_metadata.FILENAMES and not looks_like(path):
       return None  # Hugging Face's metadata.jsonl (`file_name`, not `filename`).
-    return common.Claim(NAME, common.CERTAIN, (path,))
+    certainty = common.CERTAIN if looks_like(path) else common.LIKELY
+    return common.Claim(NAME, certainty, (path,))
   files = [p for p in find_files(root, options)
            if common.first_key(p) not in coco.TOP_LEVEL_KEYS and looks_like(p)]
   return common.Claim(NAME, common.CERTAIN, tuple(files)) if files else None
