@@ -531,3 +531,22 @@ def test_exports_written_by_the_tools_build_the_same_boxes(
   for export, root in made.items():
     got = build(root, tmp_path / f"out_{export}")
     assert_same(got, references["boxes"], where=export)
+
+
+@pytest.mark.parametrize("export, layout", [
+    ("yolo_ultralytics", "yolo: data.yaml (train: images/train)"),
+    ("yolo_darknet", "yolo: obj.data (Darknet: train.txt)"),
+    ("yolo_labelimg", "yolo: classes.txt + a .txt beside each image"),
+    ("cvat_box", "cvat: annotations.xml"),
+    ("labelme_rectangle", "labelme: a .json file beside each image"),
+    ("label_studio_rectangle", "label_studio: train.json"),
+])
+def test_inspect_names_the_layout_and_its_files(tmp_path, capsys, export,
+                                                layout):
+  from image_folder_tfds import cli  # pylint: disable=g-import-not-at-top
+
+  BOX_EXPORTS[export](tmp_path / export)
+  code = cli.main(["inspect", str(tmp_path / export), "--workers", "0"])
+  out = capsys.readouterr().out
+  assert f"layout: {layout}" in out.splitlines(), out
+  assert code in (cli.EXIT_OK, cli.EXIT_PROBLEMS)
