@@ -102,14 +102,16 @@ def child_build(folders: str, data_dir: str, workers: int | None,
   t0 = time.perf_counter()
   from tensorflow_datasets.scripts.cli import main as cli_main  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from image_folder_tfds import builder, pipeline, readers, records, release, shards  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import builder, pipeline, readers, records, release  # pylint: disable=g-import-not-at-top
   imports = time.process_time()
   acc = _Acc()
   acc.wrap(readers, "scan", "scan")
+  # TFDS's method in code before issue 27 (`base`): the same span.
   acc.wrap(builder.MyImages, "_generate_splits", "splits")
   acc.wrap(release, "write_manifest", "manifest_main")
   acc.wrap(release, "write_manifest", "manifest", clock=time.process_time)
   if parts:
+    from image_folder_tfds import shards  # pylint: disable=g-import-not-at-top
     acc.wrap(records, "keys_of", "order")
     acc.wrap(shards, "hash_order", "order")
     acc.wrap(pipeline._Worker, "receive", "receive")  # pylint: disable=protected-access
@@ -186,7 +188,7 @@ def child_check(folders: str) -> None:
         flush=True)
 
 
-def _run(cmd: list[str]) -> dict:
+def _run(cmd: list[str], env: dict | None = None) -> dict:
   wrapper = [PY, "-c", (
       "import resource, subprocess, sys, json;"
       "rc = subprocess.call(sys.argv[1:]);"
@@ -194,8 +196,8 @@ def _run(cmd: list[str]) -> dict:
       "print(json.dumps({'rc': rc, 'cpu': ru.ru_utime + ru.ru_stime}),"
       " file=sys.stderr)")] + cmd
   t0 = time.perf_counter()
-  proc = subprocess.run(wrapper, env=_ENV, capture_output=True, text=True,
-                        cwd="/", check=False)
+  proc = subprocess.run(wrapper, env=env or _ENV, capture_output=True,
+                        text=True, cwd="/", check=False)
   wall = time.perf_counter() - t0
   info = json.loads(proc.stderr.strip().splitlines()[-1])
   if info["rc"] != 0:
@@ -221,6 +223,9 @@ def main() -> None:
   p.add_argument("--child", choices=["build", "check"])
   p.add_argument("--data_dir")
   p.add_argument("--no-parts", action="store_true")
+  p.add_argument("--baseline", help="a folder holding another"
+                 " image_folder_tfds: contender `base` builds with it, as"
+                 " `build0` (e.g. `git archive 9cf2525 image_folder_tfds`)")
   a = p.parse_args()
   config = json.loads(a.config)
   if a.child == "build":
@@ -248,7 +253,10 @@ def main() -> None:
       "check": ([PY, me, a.folders, "--child", "check"], None),
       "build": build("build", a.workers),
       "build0": build("build0", a.workers, parts=False),
+      "base": build("base", a.workers, parts=False),
   }
+  envs = {"base": dict(_ENV, PYTHONPATH=os.pathsep.join(
+      p for p in (a.baseline, REPO) if p))} if a.baseline else {}
   names = a.contenders.split(",")
   for name in names:  # "build1", "build2": num_workers 1 or 2.
     if name.startswith("build") and name[5:].isdigit() and name != "build0":
@@ -267,7 +275,7 @@ def main() -> None:
         if os.path.exists(cache_dir):
           shutil.rmtree(cache_dir)
         shutil.copytree(a.cache_from, cache_dir)
-      res = _run(cmd)
+      res = _run(cmd, envs.get(name))
       res["uptime"] = _uptime()
       runs[name].append(res)
       print(f"# repeat {r} {name}: wall {res['wall']:.2f} s, cpu"
@@ -307,13 +315,15 @@ def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
         f" **{1e6 * own / n:.1f} us** | |")
     lines.append(f"| **build, whole process tree** | **{b['cpu']:.2f}** |"
                  f" | wall {b['wall']:.2f} s |")
-  if "build0" in med:
-    x = med["build0"]
-    n = x.get("examples") or 1
-    own = x.get("splits", 0.0) + x.get("other_threads", 0.0)
-    lines.append(f"| build without the per-example wrappers: splits + other"
-                 f" threads | {own:.2f} | {1e6 * own / n:.1f} us | whole tree"
-                 f" {x['cpu']:.2f} s, wall {x['wall']:.2f} s |")
+  for name, what in (("build0", "build without the per-example wrappers"),
+                     ("base", "the code of `--baseline`, same measure")):
+    if name in med:
+      x = med[name]
+      n = x.get("examples") or 1
+      own = x.get("splits", 0.0) + x.get("other_threads", 0.0)
+      lines.append(f"| {what}: splits + other threads | {own:.2f} |"
+                   f" {1e6 * own / n:.1f} us | whole tree {x['cpu']:.2f} s,"
+                   f" wall {x['wall']:.2f} s |")
   if "check" in med:
     lines.append(f"| check alone, one process (`pipeline.process`,"
                  f" {med['check']['n']:.0f} images) | {med['check']['check']:.2f}"
@@ -332,7 +342,7 @@ def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
   if plain:
     lines.append(f"| plain loop, whole process | {plain['cpu']:.2f} | | wall"
                  f" {plain['wall']:.2f} s |")
-    for name in ("build", "build0"):
+    for name in ("build", "build0", "base"):
       if name in med:
         lines.append(
             f"\n{name} / plain: CPU {med[name]['cpu'] / plain['cpu']:.2f}x,"
