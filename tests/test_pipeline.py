@@ -104,6 +104,21 @@ def test_outcome_crosses_the_pipe_whole():
       dataclasses.fields(images.LoadedImage))
 
 
+def test_record_crosses_the_pipe_whole():
+  """Records go to the workers as tuples of their values: every field."""
+  kp = records.Keypoint(x=0.1, y=0.2, v=1, score=0.5)
+  rec = records.ImageRecord(
+      key="k", path="/p", file_name="k", split="train", source="/s", id="7",
+      label=1, label_text="dog", label_conf=0.5, objects=(records.ObjectRecord(
+          box=(0.1, 0.2, 0.3, 0.4), label=1, keypoints=(kp,),
+          segmentation=12),), coords="pixel", extra="{}", size=(4, 3),
+      segmentation_file="/m", mask_path="/mask.png", mask_classes=3,
+      labels=(0, 2), labels_text=("cat", "eel"), data_range=(10, 20))
+  values = pickle.loads(pickle.dumps(pipeline._record_values(rec)))  # pylint: disable=protected-access
+  assert pipeline._record_from(values) == rec  # pylint: disable=protected-access
+  assert len(values) == len(dataclasses.fields(records.ImageRecord))
+
+
 def test_workers_import_the_parents_package_not_the_working_dirs(
     tmp_path, monkeypatch):
   """`python -c` workers would put the working directory first on sys.path."""
