@@ -301,7 +301,7 @@ def _pack(outcome: Outcome, maker: Maker | None = None) -> tuple:
              image.notes, image.orientation)
   cache = outcome.cache
   if cache is not None:
-    cache = (cache.reused, cache.key, cache.value, cache.fault)
+    cache = (cache.reused, cache.key, cache.value, cache.fault, cache.added)
   return (image, outcome.objects, outcome.problems, cache, outcome.masks,
           outcome.segmentation_mask, outcome.example)
 
@@ -395,12 +395,28 @@ def worker_main() -> None:
       return
     try:
       with lookup.batch() if lookup else contextlib.nullcontext():
-        result = ("ok", [_pack(process(r, options, lookup), maker)
-                         for r in chunk])
+        outcomes = [process(r, options, lookup) for r in chunk]
+      if lookup:
+        outcomes = _add_entries(lookup, outcomes)
+      result = ("ok", [_pack(o, maker) for o in outcomes])
     except Exception as e:  # pylint: disable=broad-except
       import traceback  # pylint: disable=g-import-not-at-top
       result = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
     _write_frame(stdout, result)
+
+
+def _add_entries(lookup: check_cache.Lookup,
+                 outcomes: list[Outcome]) -> list[Outcome]:
+  """The chunk's new check-cache entries, added by this worker in one
+  transaction: the build process then only counts them (`Result.added`)."""
+  new = [o.cache for o in outcomes
+         if o.cache is not None and o.cache.value is not None]
+  if not lookup.add([(c.key, c.value) for c in new]):
+    return outcomes  # Not added: the build process adds them.
+  return [o if o.cache is None or o.cache.value is None else
+          dataclasses.replace(o, cache=dataclasses.replace(
+              o.cache, value=None, added=True))
+          for o in outcomes]
 
 
 def _grow_pipe(stream) -> None:

@@ -385,3 +385,32 @@ def test_workers_make_examples_without_tensorflow(tmp_path):
       capture_output=True, check=False, timeout=120)
   assert proc.returncode == 0, proc.stderr.decode()
   assert pickle.loads(proc.stdout) == want
+
+
+def test_workers_add_their_check_cache_entries(tmp_path, monkeypatch):
+  """The build process only counts the entries; the workers added them."""
+  import sqlite3  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import check_cache  # pylint: disable=g-import-not-at-top
+  helpers.make_class_folders(tmp_path / "in", ("cat", "dog"), 20)
+  monkeypatch.setattr(builder_lib, "MIN_IMAGES_FOR_WORKERS", 1)
+  added_here = []
+  flush = check_cache.Cache.flush
+
+  def counting_flush(self):
+    added_here.append(len(self._pending))  # pylint: disable=protected-access
+    flush(self)
+  monkeypatch.setattr(check_cache.Cache, "flush", counting_flush)
+  config = MyImagesConfig(name="w", num_workers=2,
+                          check_cache_dir=str(tmp_path / "cache"))
+  built = helpers.build(tmp_path / "in", tmp_path / "out", config=config)
+  stats = helpers.report(built)["check_cache"]
+  assert stats["checked"] == stats["added"] == 40
+  # Here: the first image of each split (checked here to know the split is
+  # not empty); the 37 others by the workers.
+  assert sum(added_here) == len(built.info.splits)
+  path = tmp_path / "cache" / check_cache.FILE_NAME
+  with sqlite3.connect(path) as conn:
+    assert conn.execute("SELECT count(*) FROM checks").fetchone()[0] == 40
+  assert check_cache.verify(str(path)) == []
+  again = helpers.build(tmp_path / "in", tmp_path / "again", config=config)
+  assert helpers.report(again)["check_cache"]["reused"] == 40
