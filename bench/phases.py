@@ -29,7 +29,10 @@ Prints medians as a markdown table (CPU-seconds) and the ratios to the plain
 loop; `--json FILE` keeps every run. `--workers N` builds with
 `--config '{"num_workers": N}'`; contenders `build1`, `build2`, ... build
 with that many workers in the same run (core scaling); `build0` is `build`
-without the per-example wrappers. `--config JSON` adds config options to
+without the per-example wrappers, `tfdswriter` the same examples written by
+TFDS's own writer (its shuffler, bucket files and `Writer.finalize`: the gain
+of `shards.py`), `base` the code of `--baseline DIR` (e.g. the code before
+issue 27) measured as `build0`. `--config JSON` adds config options to
 every build (e.g. `{"check_cache_dir": DIR}` for builds from the check
 cache: `--cache-from DIR` copies DIR there before each build).
 """
@@ -98,7 +101,7 @@ class _Acc:
 
 
 def child_build(folders: str, data_dir: str, workers: int | None,
-                config: dict, parts: bool) -> None:
+                config: dict, parts: bool, tfds_writer: bool = False) -> None:
   t0 = time.perf_counter()
   from tensorflow_datasets.scripts.cli import main as cli_main  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -110,6 +113,8 @@ def child_build(folders: str, data_dir: str, workers: int | None,
   acc.wrap(builder.MyImages, "_generate_splits", "splits")
   acc.wrap(release, "write_manifest", "manifest_main")
   acc.wrap(release, "write_manifest", "manifest", clock=time.process_time)
+  if tfds_writer:  # The workers' examples through TFDS's own writer.
+    builder.MyImages._writes_shards = lambda self, download_config: False  # pylint: disable=protected-access
   if parts:
     from image_folder_tfds import shards  # pylint: disable=g-import-not-at-top
     acc.wrap(records, "keys_of", "order")
@@ -223,6 +228,7 @@ def main() -> None:
   p.add_argument("--child", choices=["build", "check"])
   p.add_argument("--data_dir")
   p.add_argument("--no-parts", action="store_true")
+  p.add_argument("--tfds-writer", action="store_true")
   p.add_argument("--baseline", help="a folder holding another"
                  " image_folder_tfds: contender `base` builds with it, as"
                  " `build0` (e.g. `git archive 9cf2525 image_folder_tfds`)")
@@ -230,13 +236,14 @@ def main() -> None:
   config = json.loads(a.config)
   if a.child == "build":
     return child_build(a.folders, a.data_dir, a.workers, config,
-                       not a.no_parts)
+                       not a.no_parts, a.tfds_writer)
   if a.child == "check":
     return child_check(a.folders)
   os.makedirs(a.work, exist_ok=True)
   me = os.path.abspath(__file__)
 
-  def build(name: str, workers: int | None, parts: bool = True):
+  def build(name: str, workers: int | None, parts: bool = True,
+            tfds_writer: bool = False):
     out = os.path.join(a.work, name)
     cmd = [PY, me, a.folders, "--child", "build", "--data_dir", out,
            "--config", a.config]
@@ -244,6 +251,8 @@ def main() -> None:
       cmd += ["--workers", str(workers)]
     if not parts:
       cmd.append("--no-parts")
+    if tfds_writer:
+      cmd.append("--tfds-writer")
     return cmd, out
 
   cmds = {
@@ -254,6 +263,8 @@ def main() -> None:
       "build": build("build", a.workers),
       "build0": build("build0", a.workers, parts=False),
       "base": build("base", a.workers, parts=False),
+      "tfdswriter": build("tfdswriter", a.workers, parts=False,
+                          tfds_writer=True),
   }
   envs = {"base": dict(_ENV, PYTHONPATH=os.pathsep.join(
       p for p in (a.baseline, REPO) if p))} if a.baseline else {}
@@ -316,6 +327,8 @@ def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
     lines.append(f"| **build, whole process tree** | **{b['cpu']:.2f}** |"
                  f" | wall {b['wall']:.2f} s |")
   for name, what in (("build0", "build without the per-example wrappers"),
+                     ("tfdswriter", "the workers' examples through TFDS's"
+                      " writer (shuffler, buckets) instead of `shards.py`"),
                      ("base", "the code of `--baseline`, same measure")):
     if name in med:
       x = med[name]
@@ -342,7 +355,7 @@ def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
   if plain:
     lines.append(f"| plain loop, whole process | {plain['cpu']:.2f} | | wall"
                  f" {plain['wall']:.2f} s |")
-    for name in ("build", "build0", "base"):
+    for name in ("build", "build0", "tfdswriter", "base"):
       if name in med:
         lines.append(
             f"\n{name} / plain: CPU {med[name]['cpu'] / plain['cpu']:.2f}x,"
