@@ -111,6 +111,8 @@ def child_build(folders: str, data_dir: str, workers: int | None,
   acc.wrap(readers, "scan", "scan")
   # TFDS's method in code before issue 27 (`base`): the same span.
   acc.wrap(builder.MyImages, "_generate_splits", "splits")
+  acc.wrap(builder.MyImages, "_generate_splits", "splits_wall",
+           clock=time.perf_counter)
   acc.wrap(release, "write_manifest", "manifest_main")
   acc.wrap(release, "write_manifest", "manifest", clock=time.process_time)
   if tfds_writer:  # The workers' examples through TFDS's own writer.
@@ -305,6 +307,14 @@ def _uptime() -> str:
   return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def _rate(x: dict) -> str:
+  """The splits' wall time and images a second (all checked and written)."""
+  if not x.get("splits_wall"):
+    return "-"
+  return (f"{x['splits_wall']:.2f} s wall,"
+          f" {x.get('examples', 0) / x['splits_wall']:,.0f} images/s")
+
+
 def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
   lines = [f"| phase | CPU s (median of {repeats}) | per example | share of the build |",
            "|---|---|---|---|"]
@@ -325,7 +335,7 @@ def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
         f" the splits + other threads) | **{own:.2f}** |"
         f" **{1e6 * own / n:.1f} us** | |")
     lines.append(f"| **build, whole process tree** | **{b['cpu']:.2f}** |"
-                 f" | wall {b['wall']:.2f} s |")
+                 f" | wall {b['wall']:.2f} s; splits {_rate(b)} |")
   for name, what in (("build0", "build without the per-example wrappers"),
                      ("tfdswriter", "the workers' examples through TFDS's"
                       " writer (shuffler, buckets) instead of `shards.py`"),
@@ -336,7 +346,7 @@ def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
       own = x.get("splits", 0.0) + x.get("other_threads", 0.0)
       lines.append(f"| {what}: splits + other threads | {own:.2f} |"
                    f" {1e6 * own / n:.1f} us | whole tree {x['cpu']:.2f} s,"
-                   f" wall {x['wall']:.2f} s |")
+                   f" wall {x['wall']:.2f} s; splits {_rate(x)} |")
   if "check" in med:
     lines.append(f"| check alone, one process (`pipeline.process`,"
                  f" {med['check']['n']:.0f} images) | {med['check']['check']:.2f}"
@@ -351,7 +361,7 @@ def markdown(med: dict, runs: dict, names: list[str], repeats: int) -> str:
           f"| build with num_workers={name[5:]}, whole tree | {x['cpu']:.2f} |"
           f" | wall {x['wall']:.2f} s; build process in the splits"
           f" {own:.2f} s ({1e6 * own / n:.1f} us an example), workers"
-          f" {x['workers']:.2f} s |")
+          f" {x['workers']:.2f} s; splits {_rate(x)} |")
   if plain:
     lines.append(f"| plain loop, whole process | {plain['cpu']:.2f} | | wall"
                  f" {plain['wall']:.2f} s |")
