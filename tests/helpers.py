@@ -62,10 +62,10 @@ def deny_read(monkeypatch, suffix: str) -> None:
   from image_folder_tfds import images
   real_read = images.read_file
 
-  def read(path):
+  def read(path, data_range=None):
     if path.endswith(suffix):
       raise PermissionError(13, "Permission denied", path)
-    return real_read(path)
+    return real_read(path, data_range)
 
   monkeypatch.setattr(images, "read_file", read)
 

@@ -414,3 +414,23 @@ def test_workers_add_their_check_cache_entries(tmp_path, monkeypatch):
   assert check_cache.verify(str(path)) == []
   again = helpers.build(tmp_path / "in", tmp_path / "again", config=config)
   assert helpers.report(again)["check_cache"]["reused"] == 40
+
+
+@pytest.mark.parametrize("download", [
+    {"max_examples_per_split": 7}, {"nondeterministic_order": True}],
+    ids=["capped", "nondeterministic order"])
+def test_tfds_download_options_same_release(tmp_path, monkeypatch, download):
+  """A capped debug build (TFDS's writer, fed the workers' bytes) and a
+  build in input order (`shards.py`) write what TFDS's path writes."""
+  _folders(tmp_path / "in")
+  monkeypatch.setattr(shard_utils.ShardConfig, "min_shard_size", 4_000)
+  monkeypatch.setattr(shard_utils.ShardConfig, "max_shard_size", 8_000)
+  two, none, theirs = _builds(tmp_path, monkeypatch, tmp_path / "in",
+                              download=download)
+  for built in (two, none):
+    _assert_same(built, theirs)
+  lengths = {s.name: s.shard_lengths for s in two.info.splits.values()}
+  if "max_examples_per_split" in download:
+    assert all(sum(n) <= 7 for n in lengths.values())
+  else:
+    assert len(lengths["train"]) > 1
