@@ -20,8 +20,8 @@ shard count from the mean size so far, decided at the first boundary), and
 at the end compares with the true ones. Where they differ (an image rejected
 after a boundary it moves was passed, or a total near a step of the shard
 count) the shards concerned are written again from the written ones
-(`_recut`), and the others are kept: a build with broken images pays a
-second write of part of a split, one without pays nothing.
+(`_finish`, `_read_back`), and the others are kept: a build with broken
+images pays a second write of part of a split, one without pays nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from tensorflow_datasets.core import naming
 from tensorflow_datasets.core import writer as writer_lib
 from tensorflow_datasets.core.utils import shard_utils
 
-# The formats whose shards `_recut` can read back. Others are written by
+# The formats whose shards `_read_back` can read. Others are written by
 # TFDS's own writer (`builder.MyImages._writes_shards`).
 FORMATS = (file_adapters.FileFormat.TFRECORD,
            file_adapters.FileFormat.ARRAY_RECORD)
