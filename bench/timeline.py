@@ -44,12 +44,10 @@ def main() -> None:
   mark("start")
   from tensorflow_datasets.scripts.cli import main as cli_main  # pylint: disable=g-import-not-at-top
   mark("tfds CLI imported (TF, Beam, mlcroissant)")
-  from image_folder_tfds import builder, readers, release  # pylint: disable=g-import-not-at-top
-  from tensorflow_datasets.core import writer as writer_lib  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import builder, readers, release, shards  # pylint: disable=g-import-not-at-top
   mark("image_folder_tfds imported")
   wrap(readers, "scan", "scan")
-  wrap(writer_lib.Writer, "finalize",
-       "TFDS shuffle + shard write (Writer.finalize)")
+  wrap(shards, "write_split", "a split checked, made and written")
   wrap(release, "write_manifest", "manifest (sha256 of shards)")
   wrap(builder.MyImages, "_write_card", "card")
   sys.argv = ["tfds"] + sys.argv[1:]

@@ -8,8 +8,12 @@ import itertools
 import os
 import shutil
 import sys
+from collections.abc import Iterable, Iterator
 
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core import dataset_builder
+from tensorflow_datasets.core import file_adapters
+from tensorflow_datasets.core import splits as splits_lib
 
 from image_folder_tfds import card as card_lib
 from image_folder_tfds import beam as beam_lib
@@ -25,6 +29,7 @@ from image_folder_tfds import release
 from image_folder_tfds import remote
 from image_folder_tfds import report as report_lib
 from image_folder_tfds import safety
+from image_folder_tfds import shards
 from image_folder_tfds import writing
 from image_folder_tfds.config import MyImagesConfig
 
@@ -270,23 +275,79 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
           scan.records, scan.class_names, str(root)):
         self._report.add(p)
 
+  def _generate_splits(self, dl_manager, download_config):
+    """Each split's shards, written as its examples come (`shards.py`).
+
+    TFDS's own writer (through `_split_generators`) writes Beam builds,
+    capped debug builds and the file formats `shards.py` cannot read back.
+    """
+    if not self._writes_shards(download_config):
+      return super()._generate_splits(dl_manager, download_config)
+    by_split = self._prepare_splits()
+    dataset_builder._check_split_names(by_split)  # pylint: disable=protected-access
+    return [self._write_split(split, recs, checked, download_config)
+            for split, (recs, checked) in by_split.items()]
+
+  def _writes_shards(self, download_config) -> bool:
+    """Whether this build writes its shards itself (`shards.write_split`)."""
+    file_format = self.info.file_format
+    return (self._pool is not None and self._pool.maker is not None
+            and download_config.max_examples_per_split is None
+            and file_format in shards.FORMATS
+            and (file_format == file_adapters.FileFormat.TFRECORD
+                 or safety.is_local(self.data_dir)))
+
+  def _write_split(self, split: str, recs, checked: list[pipeline.Outcome],
+                   download_config) -> splits_lib.SplitInfo:
+    """Checks and writes one split, in TFDS's order; its `SplitInfo`."""
+    if download_config.nondeterministic_order or self.info.disable_shuffling:
+      order = list(range(len(recs)))  # TFDS's writer: the order they come.
+      hkeys = order
+    else:
+      order, hkeys = shards.hash_order(records.keys_of(recs), split)
+    counts = self._class_counts[split]
+    problems: list[tuple[int, records.Problem]] = []
+
+    def examples():
+      for i, outcome in self._outcomes_in(order, recs, checked):
+        self._take(outcome, (problems, i))
+        if outcome.accepted:
+          counts.update(records.counted_classes(outcome.record))
+        yield hkeys[i], outcome.example
+
+    template = self._get_filename_template(split_name=split)
+    shard_lengths, size = shards.write_split(
+        tfds.core.utils.tqdm(
+            examples(), desc=f"Generating {split} examples...",
+            unit=" examples", total=len(recs), leave=False, mininterval=1.0),
+        len(recs), template, download_config.get_shard_config(),
+        self._example_writer())
+    # The report lists a split's problems in input order, as they were met
+    # when the images were checked in that order.
+    for _, problem in sorted(problems, key=lambda item: item[0]):
+      self._report.add(problem)
+    if self._cache is not None:
+      self._cache.flush()  # A build killed later keeps this split's checks.
+    return splits_lib.SplitInfo(name=split, shard_lengths=shard_lengths,
+                                num_bytes=size, filename_template=template)
+
+  def _outcomes_in(self, order: list[int], recs,
+                   checked: list[pipeline.Outcome]):
+    """(input index, outcome) of every record, in `order`. `checked`: the
+    outcomes of the first records, checked already."""
+    rest = (recs[i] for i in order if i >= len(checked))
+    outcomes = self._check(rest, len(recs))
+    try:
+      for i in order:
+        yield i, checked[i] if i < len(checked) else next(outcomes)
+      for extra in outcomes:  # Runs the map to its end: the workers stay.
+        raise RuntimeError(f"{extra.record.path}: checked twice")
+    finally:
+      outcomes.close()
+
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config: MyImagesConfig = self.builder_config
-    scan = self._scan  # Read by `_scan_input`.
-    self._serializer = writing.Serializer.for_features(self.info.features)
-    self._class_counts = collections.defaultdict(collections.Counter)
-    if scan.keypoint_names:  # COCO: the names of each class's keypoints.
-      self.info.metadata["keypoint_names"] = scan.keypoint_names
-    if scan.skeletons:  # COCO: keypoint links, for `image-folder-tfds show`.
-      self.info.metadata["skeletons"] = scan.skeletons
-    for key, value in scan.metadata.items():  # What else the format says.
-      if key in self.info.metadata:
-        raise ValueError(f"metadata key {key!r} of the scan is taken")
-      self.info.metadata[key] = value
-    if config.strict:
-      for p in self._report.problems:
-        _check_strict(p)
-    by_split = self._splits_to_write(scan.by_split(), self._report.root)
+    by_split = self._prepare_splits()
     if getattr(self, "_beam", False):  # `--beam_pipeline_options`: workers report back (beam.py).
       self._sent = {split: len(recs) for split, (recs, _) in by_split.items()}
       encode = functools.partial(_encode_outcome, self._encoder, self._schema)
@@ -300,6 +361,25 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         split: self._generate_examples(recs, checked)
         for split, (recs, checked) in by_split.items()
     }
+
+  def _prepare_splits(self):
+    """{split: (records, outcomes checked)} to write; what the scan says of
+    the whole dataset goes into the info."""
+    config: MyImagesConfig = self.builder_config
+    scan = self._scan  # Read by `_scan_input`.
+    self._class_counts = collections.defaultdict(collections.Counter)
+    if scan.keypoint_names:  # COCO: the names of each class's keypoints.
+      self.info.metadata["keypoint_names"] = scan.keypoint_names
+    if scan.skeletons:  # COCO: keypoint links, for `image-folder-tfds show`.
+      self.info.metadata["skeletons"] = scan.skeletons
+    for key, value in scan.metadata.items():  # What else the format says.
+      if key in self.info.metadata:
+        raise ValueError(f"metadata key {key!r} of the scan is taken")
+      self.info.metadata[key] = value
+    if config.strict:
+      for p in self._report.problems:
+        _check_strict(p)
+    return self._splits_to_write(scan.by_split(), self._report.root)
 
   def _splits_to_write(self, by_split, root):
     """{split: (records, outcomes checked)}, leaving out splits with nothing
@@ -325,9 +405,9 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       checked = []
       for rec in recs:
         checked.append(check(rec))
-        if checked[-1].image is not None:
+        if checked[-1].accepted:
           break
-      if checked and checked[-1].image is not None:
+      if checked and checked[-1].accepted:
         kept[split] = (recs, checked)
         continue
       for outcome in checked:
@@ -349,69 +429,77 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
         keep_bytes=config.store_images,
     )
 
+  def _check(self, recs: Iterable[records.ImageRecord], split_size: int
+             ) -> Iterator[pipeline.Outcome]:
+    """`recs` checked, in order, where it costs least: the pool's workers,
+    or this process for a small split (starting processes costs more than
+    it saves)."""
+    config: MyImagesConfig = self.builder_config
+    pool = getattr(self, "_pool", None)
+    if split_size < MIN_IMAGES_FOR_WORKERS and not (pool and pool.started):
+      return (pool.map(recs, in_process=True) if pool is not None
+              else pipeline.process_all(recs, self._image_options(), 0))
+    if pool is not None:
+      return pool.map(recs)  # Workers kept from split to split.
+    return pipeline.process_all(recs, self._image_options(),
+                                config.num_workers)
+
   def _generate_examples(self, recs: list[records.ImageRecord],
                          checked: list[pipeline.Outcome]):
-    """The examples of one split; `checked`: its first outcomes, checked
-    already by `_splits_to_write` (at least one of them written)."""
-    config: MyImagesConfig = self.builder_config
-    options = self._image_options()
-    pool = getattr(self, "_pool", None)
-    cache = getattr(self, "_cache", None)
+    """The examples of one split, for TFDS's writer (`_generate_splits`);
+    `checked`: its first outcomes, checked already by `_splits_to_write` (at
+    least one of them written)."""
     rest = itertools.islice(recs, len(checked), None)
-    if len(recs) < MIN_IMAGES_FOR_WORKERS and not (pool and pool.started):
-      # Starting processes costs more than it saves.
-      outcomes = (pool.map(rest, in_process=True) if pool is not None
-                  else pipeline.process_all(rest, options, 0))
-    elif pool is not None:
-      outcomes = pool.map(rest)  # Workers kept from split to split.
-    else:
-      outcomes = pipeline.process_all(rest, options, config.num_workers)
-    for outcome in itertools.chain(checked, outcomes):
+    for outcome in itertools.chain(checked, self._check(rest, len(recs))):
       self._take(outcome)
-      if outcome.image is None:
+      if not outcome.accepted:
         continue
       self._class_counts[outcome.record.split].update(
           records.counted_classes(outcome.record))
-      yield outcome.record.key, self._serialized(self._encode(outcome), outcome)
+      if outcome.example is not None:  # Made by `pipeline.Maker`.
+        yield outcome.record.key, writing.Serialized(outcome.example)
+      else:  # No maker: TFDS's own encoding (`writing.passthrough`).
+        yield outcome.record.key, self._encode(outcome)
+    cache = getattr(self, "_cache", None)
     if cache is not None:
       cache.flush()  # A build killed later keeps this split's checks.
 
-  def _take(self, outcome: pipeline.Outcome) -> None:
-    """Records a checked image: its cache entry, its problems (strict stops)."""
+  def _take(self, outcome: pipeline.Outcome,
+            later: tuple[list, int] | None = None) -> None:
+    """Records a checked image: its cache entry, its problems (strict stops).
+
+    `later`: (a list, the input index): the problems are appended to the
+    list as (index, problem), for the caller to add in input order.
+    """
     cache = getattr(self, "_cache", None)
     if cache is not None:
       cache.record(outcome.cache)
     for p in outcome.problems:
-      self._report.add(p)
+      if later is None:
+        self._report.add(p)
+      else:
+        later[0].append((later[1], p))
       if self.builder_config.strict:
         _check_strict(p)
 
-  def _serialized(self, example: dict, outcome: pipeline.Outcome):
-    """TFDS's encode + serialize cost ~400 us an example: ours ~40 us.
-
-    An image stored as the bytes of its file is not held until TFDS writes
-    the shard: the file is read again then (`writing.Reread`).
-    """
-    if self._serializer is None:
-      return example
-    try:
-      if outcome.crc is not None:
-        cut = self._serializer.serialize_around(example, outcome.image.data)
-        if cut is not None:
-          return writing.Reread(head=cut[0], data=outcome.image.data,
-                                tail=cut[1], path=outcome.record.path,
-                                crc=outcome.crc)
-      return writing.Serialized(self._serializer.serialize(example))
-    except writing.Unsupported:  # An image TFDS must encode: its own path.
-      return example
+  def _maker(self) -> pipeline.Maker | None:
+    """How the workers make each example's bytes (None under Beam, whose
+    workers encode with TFDS)."""
+    if self._beam:
+      return None
+    encode = (self._encoder.encode if self._encoder is not None
+              else self._schema.to_example)
+    return pipeline.Maker(encode,
+                          writing.Serializer.for_features(self.info.features))
 
   def _encode(self, outcome: pipeline.Outcome) -> dict:
     return _encode_outcome(self._encoder, self._schema, outcome)
 
   def _download_and_prepare(self, dl_manager, download_config):
-    # Our examples arrive serialized (`writing`); TFDS's shuffle buffer is
-    # capped so memory stays bounded at any size.
-    self._serializer = None
+    # Our examples arrive serialized from the workers (`pipeline.Maker`) and
+    # are written as they come (`_generate_splits`); where TFDS's own writer
+    # writes them, its shuffle buffer is capped so memory stays bounded.
+    self._pool = None
     self._beam = beam_lib.uses_beam(download_config)
     if self._beam:
       beam_lib.check_runner(download_config)
@@ -425,7 +513,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       with writing.passthrough(self.info.features), \
           writing.bounded_shuffle_memory(), \
           pipeline.Pool(self._image_options(), config.num_workers,
-                        self._cache and self._cache.spec) as self._pool:
+                        self._cache and self._cache.spec,
+                        self._maker()) as self._pool:
         super()._download_and_prepare(dl_manager, download_config)
     finally:
       self._pool = None

@@ -29,6 +29,11 @@ key and value, so a damaged row is detected, not trusted. A cache that cannot
 be opened, fails SQLite's `quick_check`, or was written by another cache
 format is ignored for the whole build, with a warning; a damaged row is one
 miss, with a warning. A fault of the cache never fails a build.
+
+Who writes: each worker process adds the entries of the images it checked,
+one transaction per chunk (`Lookup.add`), so the build process only counts
+them (`Cache.record`); entries of images checked in the build process itself
+are added by it (`Cache.flush`).
 """
 
 from __future__ import annotations
@@ -115,12 +120,15 @@ class Result:
   reused: the check was not run (the entry said it all).
   key, value: the entry a miss adds (None when there is nothing to add).
   fault: why an entry could not be used (a damaged row, a broken file).
+  added: the worker that checked the image added its entry itself
+  (`Lookup.add`; `value` is then None: nothing is left to add).
   """
 
   reused: bool
   key: bytes | None = None
   value: bytes | None = None
   fault: str = ""
+  added: bool = False
 
 
 # --- Entries ----------------------------------------------------------------
@@ -213,22 +221,25 @@ def verify(path: str) -> list[str]:
 
 
 class Lookup:
-  """Read side, one per process: `get` the entry for some bytes.
+  """A worker's side, one per process: `get` the entry for some bytes, `add`
+  the entries of the images it checked.
 
   A broken file found mid-build turns the lookup off (every later image is a
-  miss) and the fault is told once, with the next result.
+  miss) and the fault is told once, with the next result; a failed `add`
+  turns adding off (the build's `Cache` adds nothing more either way).
   """
 
   def __init__(self, spec: Spec):
     self.spec = spec
     self._conn: sqlite3.Connection | None = None
     self._off = False
+    self._no_adds = False
     self._untold = ""
 
   def _connection(self) -> sqlite3.Connection:
     if self._conn is None:
       self._conn = sqlite3.connect(
-          f"file:{self.spec.path}?mode=ro", uri=True, timeout=_BUSY_MS / 1000,
+          f"file:{self.spec.path}", uri=True, timeout=_BUSY_MS / 1000,
           isolation_level=None, check_same_thread=False)
     return self._conn
 
@@ -276,6 +287,27 @@ class Lookup:
       return None, (f"check cache {self.spec.path}: an entry failed its"
                     " checksum (ignored, the image is checked)")
     return value, fault
+
+  def add(self, entries: list[tuple[bytes, bytes]]) -> bool:
+    """Adds (key, value) entries in one transaction; whether they were.
+
+    Outside `batch` (whose read transaction must end first)."""
+    if self._off or self._no_adds or not entries:
+      return False
+    rows = [(self.spec.ns_id, key, value, _sum(self.spec.ns, key, value))
+            for key, value in entries]
+    try:
+      conn = self._connection()
+      with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT OR IGNORE INTO checks VALUES (?, ?, ?, ?)",
+                         rows)
+    except sqlite3.Error as e:
+      self._no_adds = True
+      self._untold = (f"check cache {self.spec.path}: could not add results"
+                      f" ({e}): this build adds no more")
+      return False
+    return True
 
   def close(self) -> None:
     if self._conn is not None:
@@ -375,6 +407,9 @@ class Cache:
       self.reused += 1
       return
     self.checked += 1
+    if result.added:  # By the worker that checked it (`Lookup.add`).
+      self.added += 1
+      return
     if result.value is not None and self.spec is not None:
       self._pending.append((self.spec.ns_id, result.key, result.value,
                             _sum(self.ns, result.key, result.value)))

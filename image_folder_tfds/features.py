@@ -7,16 +7,37 @@ docs/features.md.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import json
 
 import numpy as np
-import tensorflow_datasets as tfds
 
 from image_folder_tfds import images as images_lib
 from image_folder_tfds import masks as masks_lib
 from image_folder_tfds import records
+
+
+class _LazyTFDS:
+  """`tensorflow_datasets`, imported at its first use.
+
+  The image workers make the example dicts (`Schema.to_example`,
+  `to_model_garden_example`, through `pipeline.Maker`) and must not import
+  TFDS (~0.4 s and ~100 MB each): only the functions that make or read TFDS
+  features touch it (`tests/test_worker_examples.py` checks).
+  """
+
+  def __getattr__(self, name):
+    import tensorflow_datasets  # pylint: disable=g-import-not-at-top
+    return getattr(tensorflow_datasets, name)
+
+
+tfds = _LazyTFDS()
+
+# An object's box as `tfds.features.BBoxFeature` takes it: the fields of
+# TFDS's own `BBox` namedtuple, whose module imports TFDS.
+BBox = collections.namedtuple("BBox", ["ymin", "xmin", "ymax", "xmax"])
 
 # Top-level keys.
 IMAGE = "image"
@@ -340,7 +361,7 @@ _COLUMN_FEATURES = {
     "int": lambda: f_tensor((), np.int64),
     "float": lambda: f_tensor((), np.float32),
     "bool": lambda: f_tensor((), np.bool_),
-    "text": tfds.features.Text,
+    "text": lambda: tfds.features.Text(),
     "int_list": lambda: f_tensor((None,), np.int64),
     "float_list": lambda: f_tensor((None,), np.float32),
     "bool_list": lambda: f_tensor((None,), np.bool_),
@@ -532,11 +553,11 @@ def class_names(features: tfds.features.FeaturesDict) -> list[str]:
   return []
 
 
-def _bbox(o: records.ObjectRecord) -> tfds.features.BBox:
+def _bbox(o: records.ObjectRecord) -> BBox:
   if o.box is None:
-    return tfds.features.BBox(0.0, 0.0, 0.0, 0.0)
+    return BBox(0.0, 0.0, 0.0, 0.0)
   xmin, ymin, xmax, ymax = o.box
-  return tfds.features.BBox(ymin=ymin, xmin=xmin, ymax=ymax, xmax=xmax)
+  return BBox(ymin=ymin, xmin=xmin, ymax=ymax, xmax=xmax)
 
 
 # --- Model Garden / Object Detection API layout (output_format="model_garden")

@@ -1,7 +1,8 @@
 """Turns records into checked examples, on every core, in input order.
 
 This module imports neither TensorFlow nor TFDS, so worker processes start
-fast. The builder turns each `Outcome` into a TFDS example.
+fast. With a `Maker` (a default build), the workers also make each example
+and serialize it (`wire`): the build process receives the bytes to write.
 
 Workers are plain `python -c` processes that talk to the parent over pipes
 (length-prefixed pickles), not `multiprocessing` ones: a "spawn" or
@@ -17,6 +18,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import operator
 import os
 import pickle
 import queue
@@ -24,14 +26,14 @@ import struct
 import subprocess
 import sys
 import threading
-import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from image_folder_tfds import annotations
 from image_folder_tfds import check_cache
 from image_folder_tfds import images as images_lib
 from image_folder_tfds import masks as masks_lib
 from image_folder_tfds import records
+from image_folder_tfds import wire
 
 CHUNK = 32  # Records per message to a worker.
 DEPTH = 4  # Chunks in flight per worker: bounds memory (~CHUNK*DEPTH images).
@@ -40,19 +42,52 @@ PIPE_BYTES = 1 << 20  # Results a worker may write ahead of the parent.
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
+  """What checking one record found.
+
+  An accepted image comes either as what the build needs to make its
+  example (`image`, `objects`, `masks`, `segmentation_mask`), or, made by a
+  `Maker`, as its serialized example alone (`example`; then `image` is None
+  and the rest empty). A rejected one has neither.
+  """
+
   record: records.ImageRecord
-  image: images_lib.LoadedImage | None  # None: the image was rejected.
+  image: images_lib.LoadedImage | None  # None: rejected, or made (`example`).
   objects: tuple[records.ObjectRecord, ...] = ()
   problems: tuple[records.Problem, ...] = ()
-  # CRC-32 of the stored image bytes when they are the file's own bytes, as
-  # read here (None: converted, or not stored). The build process then keeps
-  # the example without them and reads the file again when TFDS writes the
-  # shard (`writing.Reread`), checking it against this CRC.
-  crc: int | None = None
   cache: check_cache.Result | None = None  # None: no check cache.
   # One PNG per object (COCO instance masks), () when the image has none.
   masks: tuple[bytes, ...] = ()
   segmentation_mask: bytes | None = None  # Folder pairs: the label image.
+  example: bytes | None = None  # The serialized `tf.train.Example`.
+
+  @property
+  def accepted(self) -> bool:
+    """The image is written (its example is, or can be, made)."""
+    return self.image is not None or self.example is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Maker:
+  """How an accepted image becomes the bytes of its example.
+
+  `encode`: the example dict of a checked image, called as
+  `encode(record, image, objects, masks, segmentation_mask)`
+  (`features.Schema.to_example` or `model_garden.Encoder.encode`, bound to
+  the build's schema); `serializer`: the wire plan of the dataset's features
+  (`writing.Serializer`, pickled as a `wire.Serializer`). Both pickle without
+  TFDS, so a `Maker` crosses to the workers.
+  """
+
+  encode: Callable[..., dict]
+  serializer: wire.Serializer
+
+  def make(self, outcome: Outcome) -> Outcome:
+    """`outcome` with its serialized example instead of its image."""
+    example = self.encode(outcome.record, outcome.image, outcome.objects,
+                          outcome.masks, outcome.segmentation_mask)
+    return Outcome(outcome.record, None, problems=outcome.problems,
+                   cache=outcome.cache,
+                   example=self.serializer.serialize(example))
 
 
 def process(
@@ -122,11 +157,7 @@ def process(
           file=record.path, item=_item(record), reason=str(e),
           split=record.split))
       return Outcome(record, None, (), tuple(problems), cache=result)
-  # An image that is part of a file (`data_range`) is sent whole: only a
-  # whole file is read again at the shard write.
-  crc = (zlib.crc32(data) if image.data is data and record.data_range is None
-         else None)
-  return Outcome(record, image, objects, tuple(problems), crc, result,
+  return Outcome(record, image, objects, tuple(problems), result,
                  masks=masks, segmentation_mask=segmentation_mask)
 
 
@@ -169,6 +200,7 @@ def process_all(
     options: images_lib.ImageOptions,
     num_workers: int | None,
     cache: check_cache.Spec | None = None,
+    maker: Maker | None = None,
 ) -> Iterator[Outcome]:
   """`process` over `recs`, in order, on `num_workers` processes.
 
@@ -177,7 +209,7 @@ def process_all(
   so memory does not grow with the number of images. Chunk i goes to worker
   i % n, and results are read back in chunk order.
   """
-  with Pool(options, num_workers, cache) as pool:
+  with Pool(options, num_workers, cache, maker) as pool:
     yield from pool.map(recs)
 
 
@@ -187,14 +219,18 @@ class Pool:
   Workers start at the first `map` and stay until `close`, so a build starts
   them once, not once per split (~0.2 s of CPU each). A `map` stopped before
   its end (an error, a capped debug build) stops the workers, whose pipes
-  still hold its results; the next `map` starts new ones.
+  still hold its results; the next `map` starts new ones. With a `maker`,
+  every accepted image comes out made (`Outcome.example`), wherever it was
+  checked.
   """
 
   def __init__(self, options: images_lib.ImageOptions,
                num_workers: int | None = None,
-               cache: check_cache.Spec | None = None):
+               cache: check_cache.Spec | None = None,
+               maker: Maker | None = None):
     self._options = options
     self._cache = cache
+    self.maker = maker
     self._lookup: check_cache.Lookup | None = None  # In this process.
     self.size = default_workers() if num_workers is None else num_workers
     self._workers: list[_Worker] = []
@@ -227,10 +263,10 @@ class Pool:
       if self._cache is not None and self._lookup is None:
         self._lookup = check_cache.Lookup(self._cache)
       for r in recs:
-        yield process(r, self._options, self._lookup)
+        yield self._made(process(r, self._options, self._lookup))
       return
     while len(self._workers) < self.size:
-      self._workers.append(_Worker(self._options, self._cache))
+      self._workers.append(_Worker(self._options, self._cache, self.maker))
     workers = self._workers
     finished = False
     try:
@@ -240,13 +276,21 @@ class Pool:
         worker.send(chunk)
         pending.append(worker)
         if len(pending) >= len(workers) * DEPTH:
-          yield from pending.popleft().receive()
+          yield from map(self._made, pending.popleft().receive())
       while pending:
-        yield from pending.popleft().receive()
+        yield from map(self._made, pending.popleft().receive())
       finished = True
     finally:
       if not finished:
         self.close()
+
+  def _made(self, outcome: Outcome) -> Outcome:
+    """With a maker, an accepted image is made here if it was not already
+    (checked here, or its worker failed to: the error is raised here, as in
+    a build without workers)."""
+    if self.maker is None or outcome.image is None:
+      return outcome
+    return self.maker.make(outcome)
 
 
 def _chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -263,7 +307,9 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 # An `Outcome` crosses the pipe as plain tuples, without its record (the
 # parent has it): unpickling frozen dataclasses cost the parent ~20 us an
 # image, a fifth of its work per image.
-def _pack(outcome: Outcome) -> tuple:
+def _pack(outcome: Outcome, maker: Maker | None = None) -> tuple:
+  if maker is not None and outcome.image is not None:
+    outcome = _try_make(maker, outcome)
   image = outcome.image
   if image is not None:
     image = (image.data, image.format, image.source_format, image.width,
@@ -271,13 +317,23 @@ def _pack(outcome: Outcome) -> tuple:
              image.notes, image.orientation)
   cache = outcome.cache
   if cache is not None:
-    cache = (cache.reused, cache.key, cache.value, cache.fault)
-  return (image, outcome.objects, outcome.problems, outcome.crc, cache,
-          outcome.masks, outcome.segmentation_mask)
+    cache = (cache.reused, cache.key, cache.value, cache.fault, cache.added)
+  return (image, outcome.objects, outcome.problems, cache, outcome.masks,
+          outcome.segmentation_mask, outcome.example)
+
+
+def _try_make(maker: Maker, outcome: Outcome) -> Outcome:
+  """The made outcome; if making it fails, the outcome as checked: the build
+  process makes it again (`Pool._made`), so the error is raised there, with
+  its own traceback, as in a build without workers."""
+  try:
+    return maker.make(outcome)
+  except Exception:  # pylint: disable=broad-except
+    return outcome
 
 
 def _unpack(record: records.ImageRecord, packed: tuple) -> Outcome:
-  image, objects, problems, crc, cache, masks, segmentation_mask = packed
+  image, objects, problems, cache, masks, segmentation_mask, example = packed
   if cache is not None:
     cache = check_cache.Result(*cache)
   if image is not None:
@@ -287,8 +343,18 @@ def _unpack(record: records.ImageRecord, packed: tuple) -> Outcome:
         data=data, format=fmt, source_format=source_format, width=width,
         height=height, display_width=display_width,
         display_height=display_height, notes=notes, orientation=orientation)
-  return Outcome(record, image, objects, problems, crc, cache, masks,
-                 segmentation_mask)
+  return Outcome(record, image, objects, problems, cache, masks,
+                 segmentation_mask, example)
+
+
+# Records cross the pipe as tuples of their values: pickling the frozen
+# dataclasses cost ~4 us a record in the build process, the tuples ~1.
+_RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(records.ImageRecord))
+_record_values = operator.attrgetter(*_RECORD_FIELDS)
+
+
+def _record_from(values: tuple) -> records.ImageRecord:
+  return records.ImageRecord(**dict(zip(_RECORD_FIELDS, values, strict=True)))
 
 
 # Runs in the worker: load this module without the package `__init__`.
@@ -329,27 +395,44 @@ def _read_frame(stream):
 
 
 def worker_main() -> None:
-  """Worker loop: options and cache first, then chunks of records until
-  stdin closes."""
+  """Worker loop: options, cache and maker first, then chunks of records
+  until stdin closes."""
   stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
   sys.stdout = sys.stderr  # Nothing else may write to the result pipe.
   try:
-    options, cache_spec = _read_frame(stdin)
+    options, cache_spec, maker = _read_frame(stdin)
   except EOFError:
     return
   lookup = cache_spec and check_cache.Lookup(cache_spec)
   while True:
     try:
-      chunk = _read_frame(stdin)
+      chunk = [_record_from(values) for values in _read_frame(stdin)]
     except EOFError:
       return
     try:
       with lookup.batch() if lookup else contextlib.nullcontext():
-        result = ("ok", [_pack(process(r, options, lookup)) for r in chunk])
+        outcomes = [process(r, options, lookup) for r in chunk]
+      if lookup:
+        outcomes = _add_entries(lookup, outcomes)
+      result = ("ok", [_pack(o, maker) for o in outcomes])
     except Exception as e:  # pylint: disable=broad-except
       import traceback  # pylint: disable=g-import-not-at-top
       result = ("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
     _write_frame(stdout, result)
+
+
+def _add_entries(lookup: check_cache.Lookup,
+                 outcomes: list[Outcome]) -> list[Outcome]:
+  """The chunk's new check-cache entries, added by this worker in one
+  transaction: the build process then only counts them (`Result.added`)."""
+  new = [o.cache for o in outcomes
+         if o.cache is not None and o.cache.value is not None]
+  if not lookup.add([(c.key, c.value) for c in new]):
+    return outcomes  # Not added: the build process adds them.
+  return [o if o.cache is None or o.cache.value is None else
+          dataclasses.replace(o, cache=dataclasses.replace(
+              o.cache, value=None, added=True))
+          for o in outcomes]
 
 
 def _grow_pipe(stream) -> None:
@@ -376,7 +459,8 @@ class _Worker:
   """One worker process; a thread feeds it so the parent never blocks on it."""
 
   def __init__(self, options: images_lib.ImageOptions,
-               cache: check_cache.Spec | None = None):
+               cache: check_cache.Spec | None = None,
+               maker: Maker | None = None):
     env = dict(os.environ)
     # The worker must find this very package (editable or not).
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -387,7 +471,7 @@ class _Worker:
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     _grow_pipe(self._proc.stdout)
     self._inbox: queue.Queue = queue.Queue()
-    self._inbox.put((options, cache))
+    self._inbox.put((options, cache, maker))
     self._feeder = threading.Thread(target=self._feed, daemon=True)
     self._feeder.start()
     self._chunks: collections.deque[list] = collections.deque()
@@ -406,7 +490,7 @@ class _Worker:
 
   def send(self, chunk: list[records.ImageRecord]) -> None:
     self._chunks.append(chunk)
-    self._inbox.put(chunk)
+    self._inbox.put([_record_values(r) for r in chunk])
 
   def receive(self) -> list[Outcome]:
     chunk = self._chunks.popleft()

@@ -189,6 +189,10 @@ class FolderRecords(collections.abc.Sequence):
     """The split of each record, in order, without making the records."""
     return self._splits
 
+  def keys(self) -> list[str]:
+    """The key of each record, in order, without making the records."""
+    return list(self._rels)
+
   def by_split(self) -> dict[str, FolderRecords]:
     """One `FolderRecords` per split, in input order."""
     out = {}
@@ -206,6 +210,7 @@ class FolderRecords(collections.abc.Sequence):
 _IMAGE_FIELDS = tuple(f.name for f in dataclasses.fields(ImageRecord))
 _OBJECT_FIELDS = tuple(f.name for f in dataclasses.fields(ObjectRecord))
 _OBJECTS = _IMAGE_FIELDS.index("objects")
+_KEY = _IMAGE_FIELDS.index("key")
 _KEYPOINTS = _OBJECT_FIELDS.index("keypoints")
 
 
@@ -382,6 +387,10 @@ class PackedRecords(collections.abc.Sequence):
     """The split of each record, in order, without making the records."""
     return self._splits
 
+  def keys(self) -> list[str]:
+    """The key of each record, in order, without making its objects."""
+    return [pickle.loads(self._store.get(o))[_KEY] for o in self._offsets]
+
   def by_split(self) -> dict[str, PackedRecords]:
     """One `PackedRecords` per split, in input order (one file shared)."""
     out: dict[str, PackedRecords] = {}
@@ -394,3 +403,11 @@ class PackedRecords(collections.abc.Sequence):
       part._offsets.append(offset)  # pylint: disable=protected-access
       part._splits.append(split)  # pylint: disable=protected-access
     return out
+
+
+def keys_of(recs: collections.abc.Sequence[ImageRecord]) -> list[str]:
+  """The key of each record of `recs`, in order; the containers that keep
+  records packed give them without making the records."""
+  if isinstance(recs, (FolderRecords, PackedRecords)):
+    return recs.keys()
+  return [r.key for r in recs]

@@ -377,15 +377,15 @@ def _cli(manual_dir, data_dir, config: dict) -> list[str]:
       "--config", json.dumps(config)]
 
 
-# `tfds` with every image check and every re-read of an image (as TFDS writes
-# a shard) 10 ms slower, in the build process (`num_workers=0`).
+# `tfds` with every image check 10 ms slower, in the build process
+# (`num_workers=0`).
 _SLOW_CLI = r"""
 import sys, time
-from image_folder_tfds import pipeline, writing
-process, read_again = pipeline.process, writing._read_again
+from image_folder_tfds import pipeline
+process = pipeline.process
 def slow(f):
   return lambda *a, **k: (time.sleep(0.01), f(*a, **k))[1]
-pipeline.process, writing._read_again = slow(process), slow(read_again)
+pipeline.process = slow(process)
 from tensorflow_datasets.scripts.cli.main import launch_cli
 sys.argv = ["tfds"] + sys.argv[1:]
 launch_cli()
@@ -432,15 +432,15 @@ def test_kill_9_during_cached_builds_never_spoils_the_cache(tmp_path):
                         width=48, height=32)
   v2 = {"version": "1.1.0", "release_notes": NOTES}
   counts = []
-  # Killed while checking train (test's checks were added when it ended),
-  # and while TFDS writes train (its checks just added). The killed builds
-  # check and write each image 10 ms slower (`_SLOW_CLI`, in the build
+  # Killed while checking and writing train (test's checks were added when
+  # it ended), and as validation starts (train's checks just added). The
+  # killed builds check each image 10 ms slower (`_SLOW_CLI`, in the build
   # process), so the kill lands inside those phases on a fast machine too.
   slow = [sys.executable, "-c", _SLOW_CLI] + _cli(
       data, out, dict(v2, num_workers=0))[1:]
   for marker, delay in (("Generating train examples", 0.0),
                         ("Generating train examples", 0.4),
-                        ("my_images-train.tfrecord", 0.0)):
+                        ("Generating validation examples", 0.0)):
     _kill_at(slow, tmp_path / "log.txt", marker, delay)
     assert not (out / "my_images/default/1.1.0/dataset_info.json").exists()
     verify_all(cache_dir)

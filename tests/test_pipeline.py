@@ -92,9 +92,11 @@ def test_outcome_crosses_the_pipe_whole():
       display_width=5, display_height=6, notes=("converted",), orientation=6)
   problem = records.Problem(file="/p", reason="r", kind="converted")
   obj = records.ObjectRecord(box=(0.1, 0.2, 0.3, 0.4), label=1)
-  for outcome in (pipeline.Outcome(rec, image, (obj,), (problem,), 1234,
+  for outcome in (pipeline.Outcome(rec, image, (obj,), (problem,),
                                    masks=(b"png",), segmentation_mask=b"m"),
-                  pipeline.Outcome(rec, None, (), (problem,))):
+                  pipeline.Outcome(rec, None, (), (problem,)),
+                  pipeline.Outcome(rec, None, problems=(problem,),
+                                   example=b"serialized")):
     packed = pickle.loads(pickle.dumps(pipeline._pack(outcome)))  # pylint: disable=protected-access
     assert pipeline._unpack(rec, packed) == outcome  # pylint: disable=protected-access
   # Every field of LoadedImage is packed: a new one must be added there.
@@ -102,22 +104,19 @@ def test_outcome_crosses_the_pipe_whole():
       dataclasses.fields(images.LoadedImage))
 
 
-def test_crc_only_for_bytes_stored_as_read(tmp_path):
-  """The CRC that lets the build read a file again (`writing.Reread`)."""
-  import zlib  # pylint: disable=g-import-not-at-top
-  kept = helpers.write_image(tmp_path / "a.jpg", seed=1)
-  helpers.write_image(tmp_path / "b.bmp", seed=2, fmt="BMP")
-  out = {}
-  for name in ("a.jpg", "b.bmp"):
-    path = str(tmp_path / name)
-    rec = records.ImageRecord(key=name, path=path, file_name=name,
-                              split="train", source=path, label=0)
-    out[name] = pipeline.process(rec, images.ImageOptions())
-  assert out["a.jpg"].crc == zlib.crc32(kept) and out["a.jpg"].image.data == kept
-  assert out["b.bmp"].crc is None  # Converted to PNG: not the file's bytes.
-  rec = records.ImageRecord(key="a", path=str(tmp_path / "a.jpg"),
-                            file_name="a", split="train", source="a", label=0)
-  assert pipeline.process(rec, images.ImageOptions(keep_bytes=False)).crc is None
+def test_record_crosses_the_pipe_whole():
+  """Records go to the workers as tuples of their values: every field."""
+  kp = records.Keypoint(x=0.1, y=0.2, v=1, score=0.5)
+  rec = records.ImageRecord(
+      key="k", path="/p", file_name="k", split="train", source="/s", id="7",
+      label=1, label_text="dog", label_conf=0.5, objects=(records.ObjectRecord(
+          box=(0.1, 0.2, 0.3, 0.4), label=1, keypoints=(kp,),
+          segmentation=12),), coords="pixel", extra="{}", size=(4, 3),
+      segmentation_file="/m", mask_path="/mask.png", mask_classes=3,
+      labels=(0, 2), labels_text=("cat", "eel"), data_range=(10, 20))
+  values = pickle.loads(pickle.dumps(pipeline._record_values(rec)))  # pylint: disable=protected-access
+  assert pipeline._record_from(values) == rec  # pylint: disable=protected-access
+  assert len(values) == len(dataclasses.fields(records.ImageRecord))
 
 
 def test_workers_import_the_parents_package_not_the_working_dirs(

@@ -47,20 +47,40 @@ def assert_no_dataset(data_dir, config="default"):
 # 1. Count reconciliation ----------------------------------------------------
 
 
+@pytest.mark.parametrize("writer", ["shards", "tfds"])
 def test_lost_example_fails_the_build_and_nothing_is_kept(
-    folders, tmp_path, monkeypatch):
-  """The engine drops one example silently: the build must not pass."""
+    folders, tmp_path, monkeypatch, writer):
+  """The engine drops one example silently: the build must not pass.
+
+  "shards": our writer (`shards.write_split`) never gets one example;
+  "tfds": TFDS's `Writer` (the builder without a maker) drops one.
+  """
+  from image_folder_tfds import builder as builder_lib  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import shards  # pylint: disable=g-import-not-at-top
   root, _ = folders
-  original = tfds.core.writer.Writer.write
   dropped = []
+  if writer == "shards":
+    original = shards.write_split
 
-  def lossy_write(self, key, example):
-    if not dropped:
-      dropped.append(key)
-      return None  # Lost, as Beam's DirectRunner lost examples (issue 5).
-    return original(self, key, example)
+    def lossy_split(examples, *args):
+      def without_one():
+        for key, example in examples:
+          if example is not None and not dropped:
+            dropped.append(key)  # Lost, as Beam's DirectRunner lost examples.
+            continue
+          yield key, example
+      return original(without_one(), *args)
+    monkeypatch.setattr(shards, "write_split", lossy_split)
+  else:
+    monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+    original = tfds.core.writer.Writer.write
 
-  monkeypatch.setattr(tfds.core.writer.Writer, "write", lossy_write)
+    def lossy_write(self, key, example):
+      if not dropped:
+        dropped.append(key)
+        return None  # Lost, as Beam's DirectRunner lost examples (issue 5).
+      return original(self, key, example)
+    monkeypatch.setattr(tfds.core.writer.Writer, "write", lossy_write)
   with pytest.raises(report_lib.CountMismatchError) as e:
     helpers.build(root, tmp_path / "out")
   message = str(e.value)

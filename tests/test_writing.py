@@ -1,15 +1,16 @@
-"""`writing`: our serialized examples are exactly TFDS's, memory is capped."""
+"""`writing` and `wire`: our serialized examples are exactly TFDS's; builds
+written by `shards.py` give TFDS's own shards."""
 
 from __future__ import annotations
 
 import dataclasses
 import pathlib
-import zlib
 
 import pytest
 import tensorflow_datasets as tfds
 
 from image_folder_tfds import MyImagesConfig
+from image_folder_tfds import builder as builder_lib
 from image_folder_tfds import features
 from image_folder_tfds import release
 from image_folder_tfds import writing
@@ -111,9 +112,10 @@ def test_tfds_checks_kept():
     serializer.serialize(_example([bad]))
 
 
-def test_unplanned_features_keep_tfds_path():
+def test_unplanned_features_are_refused_naming_them():
   fd = tfds.features.FeaturesDict({"v": tfds.features.Video(shape=(None, 4, 4, 3))})
-  assert writing.Serializer.for_features(fd) is None
+  with pytest.raises(writing.Unsupported, match="v: Video"):
+    writing.Serializer.for_features(fd)
 
 
 def _shards(builder) -> dict[str, bytes]:
@@ -135,14 +137,21 @@ def _coco(root):
   helpers.write_coco(root, "train", images, annotations, categories)
 
 
+def _tfds_path(monkeypatch) -> None:
+  """Builds from here on go through TFDS's writer and serializer: no maker,
+  so the builder yields example dicts to TFDS's `SplitBuilder` (made
+  canonical by `writing.passthrough`): the shards of the code before issue
+  27, whose equality with TFDS's own the tests of that code checked."""
+  monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_build_shards_identical_to_tfds_path(tmp_path, monkeypatch, workers):
   """70 COCO images with boxes and keypoints: same shard bytes both ways."""
   _coco(tmp_path / "in")
   config = MyImagesConfig(name="w", num_workers=workers)
   fast = helpers.build(tmp_path / "in", tmp_path / "fast", config=config)
-  monkeypatch.setattr(writing.Serializer, "for_features",
-                      classmethod(lambda cls, fd: None))
+  _tfds_path(monkeypatch)
   slow = helpers.build(tmp_path / "in", tmp_path / "slow", config=config)
   a, b = _shards(fast), _shards(slow)
   assert a and a.keys() == b.keys()
@@ -159,43 +168,7 @@ def test_shuffle_memory_capped_and_restored():
   assert shuffle.MAX_MEM_BUFFER_SIZE == before
 
 
-def test_spilled_build_reads_back(tmp_path, monkeypatch):
-  """Above the cap, TFDS spills to bucket files: nothing is lost."""
-  written = helpers.make_class_folders(tmp_path / "in", per_class=5)
-  in_memory = helpers.build(tmp_path / "in", tmp_path / "mem")
-  monkeypatch.setattr(writing, "SHUFFLE_MEMORY", 1)
-  spilled = helpers.build(tmp_path / "in", tmp_path / "out")
-  assert set(helpers.read_all(spilled)) == set(written)
-  # Same shards, byte for byte, as without spilling.
-  a, b = _shards(in_memory), _shards(spilled)
-  assert a and a == b
-
-
-def test_local_bucket_files_are_tfds_bucket_files(tmp_path):
-  from tensorflow_datasets.core import shuffle
-  items = [(7 << 100, b"x" * 70_000), (3, b""), (2**128 - 1, b"\x00abc")]
-  tfds_bucket = shuffle._Bucket(tmp_path / "tfds.tmp")
-  for key, data in items:
-    tfds_bucket.add(key, data)
-  tfds_bucket.flush()
-  with writing.bounded_shuffle_memory():
-    assert shuffle._Bucket is not type(tfds_bucket)
-    ours = shuffle._Bucket(tmp_path / "sub" / "ours.tmp")
-    empty = shuffle._Bucket(tmp_path / "empty.tmp")
-  for key, data in items:
-    ours.add(key, data)
-  assert (len(ours), ours.size) == (3, 70_004)
-  assert list(ours.read_values()) == items
-  assert (tmp_path / "sub" / "ours.tmp").read_bytes() == (
-      tmp_path / "tfds.tmp").read_bytes()
-  assert list(empty.read_values()) == []
-  ours.del_file()
-  empty.del_file()
-  assert not (tmp_path / "sub" / "ours.tmp").exists()
-  assert shuffle._Bucket is type(tfds_bucket)  # Restored.
-
-
-def test_image_not_given_as_bytes_takes_tfds_path():
+def test_image_not_given_as_bytes_is_refused():
   import numpy as np  # pylint: disable=g-import-not-at-top
   fd = features.legacy_features_dict(store_images=True)
   features.set_class_names(fd, ["cat", "dog"])
@@ -203,20 +176,6 @@ def test_image_not_given_as_bytes_takes_tfds_path():
   example[features.IMAGE] = np.zeros((3, 4, 3), np.uint8)
   with pytest.raises(writing.Unsupported):
     writing.Serializer.for_features(fd).serialize(example)
-
-
-@pytest.mark.parametrize("objects", [[], [_object(1, 3), _object(0, 17)]],
-                         ids=["no objects", "objects"])
-def test_serialize_around_the_image_gives_the_same_bytes(objects):
-  fd = features.legacy_features_dict(store_images=True)
-  features.set_class_names(fd, ["cat", "dog"])
-  serializer = writing.Serializer.for_features(fd)
-  example = _example(objects)
-  data = example[features.IMAGE]
-  head, tail = serializer.serialize_around(example, data)
-  assert head + data + tail == serializer.serialize(example)
-  # Equal bytes, but not the image's own object: nothing to cut around.
-  assert serializer.serialize_around(example, bytes(bytearray(data))) is None
 
 
 def _mixed_folders(root):
@@ -229,33 +188,40 @@ def _mixed_folders(root):
 
 def _bucket_adds(monkeypatch):
   from tensorflow_datasets.core import shuffle
-  bucket = writing._local_bucket_class(shuffle)
   adds = []
-  real_add = bucket.add
-  monkeypatch.setattr(bucket, "add", lambda self, k, d: (
+  real_add = shuffle._Bucket.add
+  monkeypatch.setattr(shuffle._Bucket, "add", lambda self, k, d: (
       adds.append(k), real_add(self, k, d))[1])
   return adds
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_written_once_same_shards_as_tfds_shuffler(tmp_path, monkeypatch,
-                                                   workers):
-  """No example goes to a bucket file; the shards are TFDS's, byte for byte.
+def test_written_once_same_shards_as_tfds_writer(tmp_path, monkeypatch,
+                                                 workers):
+  """Nothing goes to a bucket file, each image file is read once; the shards
+  are TFDS's, byte for byte, held in memory or spilled to its buckets.
 
-  Baselines: every example held by TFDS's shuffler in memory, and every
-  example spilled to its buckets; shard sizes small enough for 4 shards.
+  Shard sizes small enough for 4 train shards; a broken image moves the
+  shard ends after the shards before it were written.
   """
   from tensorflow_datasets.core.utils import shard_utils
+  from image_folder_tfds import images  # pylint: disable=g-import-not-at-top
   _mixed_folders(tmp_path / "in")
+  (tmp_path / "in" / "dog" / "zz_broken.jpg").write_bytes(b"not a jpeg")
   monkeypatch.setattr(shard_utils.ShardConfig, "min_shard_size", 4_000)
   monkeypatch.setattr(shard_utils.ShardConfig, "max_shard_size", 8_000)
   config = MyImagesConfig(name="w", num_workers=workers)
   adds = _bucket_adds(monkeypatch)
+  reads = []
+  real_read = images.read_file
+  monkeypatch.setattr(images, "read_file", lambda path, *a: (
+      reads.append(path), real_read(path, *a))[1])
   once = helpers.build(tmp_path / "in", tmp_path / "once", config=config)
   assert adds == []  # Nothing spilled, nothing written twice.
-  # TFDS's shuffler holding all the bytes (the path before `Reread`).
-  monkeypatch.setattr(writing.Serializer, "serialize_around",
-                      lambda self, example, data: None)
+  if not workers:  # Read in this process: each file once.
+    assert sorted(reads) == sorted(
+        str(p) for p in (tmp_path / "in").rglob("*") if p.is_file())
+  _tfds_path(monkeypatch)
   held = helpers.build(tmp_path / "in", tmp_path / "held", config=config)
   monkeypatch.setattr(writing, "SHUFFLE_MEMORY", 1)
   spilled = helpers.build(tmp_path / "in", tmp_path / "spilled", config=config)
@@ -268,80 +234,7 @@ def test_written_once_same_shards_as_tfds_shuffler(tmp_path, monkeypatch,
             for s in once.info.splits.values()] == [
                 (s.name, s.shard_lengths, s.num_bytes)
                 for s in x.info.splits.values()]
-
-
-def _reread_items(root, n):
-  """(key, Reread) for n real files, and (key, bytes) for every third key."""
-  items = []
-  for i in range(n):
-    path = root / f"{i}.jpg"
-    data = helpers.write_image(path, seed=i)
-    reread = writing.Reread(head=b"h%d" % i, data=data, tail=b"t%d" % (i % 2),
-                            path=str(path), crc=zlib.crc32(data))
-    items.append((f"k{i}", reread.join() if i % 3 == 0 else reread))
-  return items
-
-
-@pytest.mark.parametrize("limit", [1 << 20, 2_000, 1],
-                         ids=["all kept", "budget reached", "nothing kept"])
-def test_write_once_shuffler_gives_tfds_order_and_bytes(tmp_path, limit):
-  from tensorflow_datasets.core import shuffle
-  items = _reread_items(tmp_path, 30)
-  tfds_shuffler = shuffle.Shuffler(tmp_path / "a", hash_salt="train")
-  for key, data in items:
-    tfds_shuffler.add(key, data if isinstance(data, bytes) else data.join())
-  expected = list(tfds_shuffler)
-  with writing.bounded_shuffle_memory(limit):
-    ours = shuffle.Shuffler(tmp_path / "b", hash_salt="train")
-  for key, data in items:
-    ours.add(key, data)
-  kept = len(ours._entries)
-  assert (ours.num_examples, ours.size) == (
-      tfds_shuffler.num_examples, tfds_shuffler.size)
-  assert list(ours) == expected
-  assert sum(ours.bucket_lengths) == 30
-  if limit == 1 << 20:
-    assert kept == 20 and ours._in_memory  # The 10 bytes ones: in memory.
-  elif limit == 2_000:
-    assert 0 < kept < 20 and not ours._in_memory  # The rest spilled.
-  else:
-    assert kept == 0
-
-
-def test_write_once_shuffler_refuses_duplicate_keys(tmp_path):
-  from tensorflow_datasets.core import shuffle
-  (_, a), (_, b) = _reread_items(tmp_path, 2)
-  with writing.bounded_shuffle_memory():
-    ours = shuffle.Shuffler(tmp_path, hash_salt="train")
-  ours.add("same", a)
-  ours.add("same", b)
-  with pytest.raises(shuffle.DuplicatedKeysError):
-    list(ours)
-
-
-@pytest.mark.parametrize("change", ["rewritten", "deleted"])
-def test_image_changed_before_it_is_written_fails_naming_it(
-    tmp_path, monkeypatch, change):
-  """The file is checked, then changed before TFDS writes it: no bad shard."""
-  helpers.make_class_folders(tmp_path / "in", per_class=4)
-  victim = tmp_path / "in" / "dog" / "dog_2.jpg"
-  real_read_again = writing._read_again
-
-  def read_again(path, size, crc):
-    if path == str(victim) and victim.exists():
-      if change == "deleted":
-        victim.unlink()
-      else:
-        helpers.write_image(victim, seed=77)
-    return real_read_again(path, size, crc)
-
-  monkeypatch.setattr(writing, "_read_again", read_again)
-  words = "changed while the build ran" if change == "rewritten" else (
-      "could not be read again")
-  with pytest.raises(Exception, match=words) as e:
-    helpers.build(tmp_path / "in", tmp_path / "out")
-  assert str(victim) in str(e.value)
-  assert not list((tmp_path / "out").rglob("*.tfrecord*"))
+  assert helpers.report(once) == helpers.report(held)
 
 
 @pytest.mark.parametrize("what", ["instance masks", "label image"])
