@@ -16,8 +16,8 @@ turn (interleaved, so a change of the machine's load hits every format):
   page cache warm, as it is for the scan that follows).
 * `scan`: `readers.scan(root, "auto", options)` in a fresh process, as a
   build does it (detection, read, duplicate-key check): the peak resident
-  memory it adds (ru_maxrss above the process's imports), its CPU and wall
-  time, and the records found.
+  memory it adds (`peak_added`), its CPU and wall time, and the records
+  found.
 * `floor`: in a fresh process, the bare parse of the same files with the
   parser the reader uses, nothing kept (ijson items, expat with no handler,
   `json.loads` a file or a line, `csv.reader`, the TFRecord framing and
@@ -304,14 +304,22 @@ def dataset(work: str, fmt: str, n: int) -> tuple[str, str]:
   shutil.rmtree(home, ignore_errors=True)
   os.makedirs(data)
   start = time.perf_counter()
-  files = WRITERS[fmt](data, n)
-  with open(listing, "w") as f:
-    f.write("".join(p + "\0" for p in files))
+  # In a process of its own: a writer holding a file's text would leave
+  # this process big, and its children would inherit its peak (_reset_peak).
+  subprocess.run([sys.executable, os.path.abspath(__file__), "--write", fmt,
+                  str(n), data, listing], check=True)
   with open(done, "w") as f:
     f.write(stamp)
-  print(f"wrote {fmt} ({n} images, {len(files)} annotation files) in"
-        f" {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+  print(f"wrote {fmt} ({n} images, {len(annotation_files(listing))}"
+        f" annotation files) in {time.perf_counter() - start:.0f} s",
+        file=sys.stderr, flush=True)
   return data, listing
+
+
+def _write(fmt: str, n: str, data: str, listing: str) -> None:
+  files = WRITERS[fmt](data, int(n))
+  with open(listing, "w") as f:
+    f.write("".join(p + "\0" for p in files))
 
 
 def annotation_files(listing: str) -> list[str]:
@@ -320,6 +328,30 @@ def annotation_files(listing: str) -> list[str]:
 
 
 # --- Measurements --------------------------------------------------------------
+
+
+def _status(field: str) -> int:
+  """A size from /proc/self/status (`VmRSS`, `VmHWM`), in bytes."""
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith(field + ":"):
+        return int(line.split()[1]) * 1024
+  raise KeyError(field)
+
+
+def _reset_peak() -> int:
+  """Sets this process's peak resident memory (VmHWM) to its resident
+  memory now (Linux: `5` to /proc/self/clear_refs), which it returns.
+
+  Not ru_maxrss: a process starts with its parent's peak (the kernel
+  carries it over `exec`), so a parent of 700 MB (this script after writing
+  the data) made every scan's peak read as +0 MB; and an import that
+  allocates and frees (numpy, pyarrow) leaves a peak a scan must exceed
+  before it shows.
+  """
+  with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+  return _status("VmRSS")
 
 
 def _cpu_self() -> float:
@@ -407,7 +439,7 @@ def measure(what: str, fmt: str, data: str, listing: str) -> None:
   from image_folder_tfds import readers  # pylint: disable=g-import-not-at-top
   options = readers.ReadOptions(split_fractions=dict(SPLIT_FRACTIONS))
   files = annotation_files(listing)
-  base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  base = _reset_peak()
   cpu, start = _cpu_self(), time.perf_counter()
   out = {}
   if what == "scan":
@@ -422,8 +454,7 @@ def measure(what: str, fmt: str, data: str, listing: str) -> None:
     out["found"] = _floor(fmt, files)
   out["wall"] = time.perf_counter() - start
   out["cpu"] = _cpu_self() - cpu
-  out["mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-               - base) / 1e6
+  out["mb"] = (_status("VmHWM") - base) / 1e6
   print(json.dumps(out))
 
 
@@ -438,6 +469,7 @@ def _fresh(what: str, fmt: str, data: str, listing: str) -> dict:
 
 def run(work: str, n: int, formats: list[str], repeats: int) -> dict:
   sets = {f: dataset(work, f, n) for f in ("folders", *formats)}
+  has_files = {f: bool(annotation_files(sets[f][1])) for f in sets}
   runs: dict[str, list[dict]] = {f: [] for f in ("folders", *formats)}
   for rep in range(repeats):
     load = os.getloadavg()[0]
@@ -447,10 +479,10 @@ def run(work: str, n: int, formats: list[str], repeats: int) -> dict:
     for fmt in formats:
       data, listing = sets[fmt]
       one = {"load": os.getloadavg()[0]}
-      if annotation_files(listing):
+      if has_files[fmt]:
         one["cat"] = cat(listing)
       one["scan"] = _fresh("scan", fmt, data, listing)
-      if annotation_files(listing):
+      if has_files[fmt]:
         one["floor"] = _fresh("floor", fmt, data, listing)
       runs[fmt].append(one)
     print(f"repeat {rep + 1}/{repeats} done (load {load:.1f})",
@@ -504,8 +536,8 @@ def table(results: dict) -> str:
   lines = [_HEADER, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
   for fmt, s in results["formats"].items():
     found = "/".join(sorted({str(f) for f in s["found"]}))
-    mem = (f"{s['scan_mb']:.0f} MB" if fmt == "folders"
-           else f"{s['mem_over_folders']:+.0f} MB")
+    mem = (f"{s['scan_mb']:.1f} MB" if fmt == "folders"
+           else f"{s['mem_over_folders']:+.1f} MB")
     if s["files"]:
       ratios = (f"{s['cpu_over_cat']:.1f}", f"{s['wall_over_cat']:.1f}",
                 f"{s['floor_over_cat']:.1f}")
@@ -547,9 +579,13 @@ def main() -> None:
                       help="profile one scan of FORMAT instead")
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
+  parser.add_argument("--write", nargs=4, help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.measure:
     measure(*args.measure)
+    return
+  if args.write:
+    _write(*args.write)
     return
   if args.profile:
     profile(args.dir, args.profile, args.images, args.top)
