@@ -445,6 +445,7 @@ def measure(what: str, fmt: str, data: str, listing: str) -> None:
   if what == "scan":
     result = readers.scan(data, "auto", options)
     out["found"] = len(result.records)
+    out["code"] = os.path.dirname(os.path.dirname(readers.__file__))
     out["layout"] = result.layout
     if not result.layout.startswith((f"{fmt}:", f"{fmt} ")):
       raise SystemExit(f"{data}: detected as {result.layout}, not {fmt}")
@@ -458,16 +459,23 @@ def measure(what: str, fmt: str, data: str, listing: str) -> None:
   print(json.dumps(out))
 
 
-def _fresh(what: str, fmt: str, data: str, listing: str) -> dict:
+def _fresh(what: str, fmt: str, data: str, listing: str,
+           code: str | None = None) -> dict:
+  """One measurement in a fresh process; `code`: the folder holding the
+  `image_folder_tfds` to import (else this environment's)."""
+  env = dict(os.environ)
+  if code:
+    env["PYTHONPATH"] = code
   proc = subprocess.run(
       [sys.executable, os.path.abspath(__file__), "--measure", what, fmt, data,
-       listing], capture_output=True, text=True)
+       listing], capture_output=True, text=True, env=env)
   if proc.returncode:
     raise RuntimeError(f"{what} {fmt} failed:\n{proc.stderr[-3000:]}")
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run(work: str, n: int, formats: list[str], repeats: int) -> dict:
+def run(work: str, n: int, formats: list[str], repeats: int,
+        baseline: str | None = None) -> dict:
   sets = {f: dataset(work, f, n) for f in ("folders", *formats)}
   has_files = {f: bool(annotation_files(sets[f][1])) for f in sets}
   runs: dict[str, list[dict]] = {f: [] for f in ("folders", *formats)}
@@ -482,12 +490,15 @@ def run(work: str, n: int, formats: list[str], repeats: int) -> dict:
       if has_files[fmt]:
         one["cat"] = cat(listing)
       one["scan"] = _fresh("scan", fmt, data, listing)
+      if baseline:
+        one["base"] = _fresh("scan", fmt, data, listing, code=baseline)
       if has_files[fmt]:
         one["floor"] = _fresh("floor", fmt, data, listing)
       runs[fmt].append(one)
     print(f"repeat {rep + 1}/{repeats} done (load {load:.1f})",
           file=sys.stderr, flush=True)
-  out = {"images": n, "repeats": repeats, "formats": {}}
+  out = {"images": n, "repeats": repeats, "baseline": baseline,
+         "formats": {}}
   for fmt in ("folders", *formats):
     files = annotation_files(sets[fmt][1])
     rows = runs[fmt]
@@ -508,6 +519,13 @@ def run(work: str, n: int, formats: list[str], repeats: int) -> dict:
     summary["mem_over_folders"] = med([
         r["scan"]["mb"] - f["scan"]["mb"]
         for r, f in zip(rows, runs["folders"])])
+    if baseline and fmt != "folders":
+      summary["base_cpu"] = med([r["base"]["cpu"] for r in rows])
+      summary["base_mem_over_folders"] = med([
+          r["base"]["mb"] - f["scan"]["mb"]
+          for r, f in zip(rows, runs["folders"])])
+      summary["cpu_over_base"] = med([_ratio(r["scan"]["cpu"],
+                                             r["base"]["cpu"]) for r in rows])
     if files:
       summary["cat_cpu"] = med([r["cat"]["cpu"] for r in rows])
       summary["cat_wall"] = med([r["cat"]["wall"] for r in rows])
@@ -551,6 +569,19 @@ def table(results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def baseline_table(results: dict) -> str:
+  lines = ["| format | scan CPU, baseline | scan CPU | ratio (median) | scan −"
+           " folders mem, baseline | scan − folders mem |",
+           "|---|---:|---:|---:|---:|---:|"]
+  for fmt, s in results["formats"].items():
+    if "base_cpu" in s:
+      lines.append(
+          f"| {fmt} | {s['base_cpu']:.1f} s | {s['scan_cpu']:.1f} s |"
+          f" {s['cpu_over_base']:.2f} | {s['base_mem_over_folders']:+.1f} MB |"
+          f" {s['mem_over_folders']:+.1f} MB |")
+  return "\n".join(lines) + "\n"
+
+
 def profile(work: str, fmt: str, n: int, top: int) -> None:
   import importlib  # pylint: disable=g-import-not-at-top
   for name in PRELOAD:
@@ -578,6 +609,11 @@ def main() -> None:
   parser.add_argument("--profile", metavar="FORMAT",
                       help="profile one scan of FORMAT instead")
   parser.add_argument("--top", type=int, default=25)
+  parser.add_argument(
+      "--baseline", metavar="DIR",
+      help="a folder holding another image_folder_tfds (e.g. `git archive"
+      " REV image_folder_tfds | tar -x -C DIR`): its scan too, each repeat,"
+      " right after this code's")
   parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
   parser.add_argument("--write", nargs=4, help=argparse.SUPPRESS)
   args = parser.parse_args()
@@ -594,8 +630,11 @@ def main() -> None:
   unknown = sorted(set(formats) - set(FORMATS))
   if unknown:
     parser.error(f"unknown formats {unknown}: expected some of {FORMATS}")
-  results = run(args.dir, args.images, formats, args.repeats)
+  baseline = os.path.abspath(args.baseline) if args.baseline else None
+  results = run(args.dir, args.images, formats, args.repeats, baseline)
   text = table(results)
+  if baseline:
+    text += f"\nAgainst the code in {baseline}:\n\n" + baseline_table(results)
   print(f"{args.images} images, {args.repeats} repeat(s), load"
         f" {min(min(s['load']) for s in results['formats'].values()):.1f}-"
         f"{max(max(s['load']) for s in results['formats'].values()):.1f}")
