@@ -49,7 +49,7 @@ class folders (`DIR/dog/1.jpg`, or `DIR/train/dog/1.jpg`), optionally a
 class MyImages(tfds.core.GeneratorBasedBuilder):
   """Your own images, from class folders or annotation files."""
 
-  VERSION = tfds.core.Version("2.0.0")
+  VERSION = tfds.core.Version("2.1.0")
   RELEASE_NOTES = {
       "1.0.0": "First release.",
       "2.0.0": (
@@ -57,6 +57,17 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
           " detection or keypoints; optional fields only when given) and"
           " keypoints are dense (num_keypoints,) arrays per object."
           " Datasets built with 1.x keep their features and still load."),
+      "2.1.0": (
+          "The exports of annotation tools are read: YOLO (Ultralytics,"
+          " Roboflow, Darknet, labelImg; detect, segment, pose), CVAT XML,"
+          " LabelMe and Label Studio JSON, Hugging Face imagefolder"
+          " metadata, label CSVs, unlabeled folders and the TFRecords of the"
+          " old scripts. Schema 2 gains the kind 'images' (no class and no"
+          " object: a dataset without a class is no longer 'classification'"
+          " with every label -1), the optional `labels` feature (several"
+          " image-level classes, Sequence(ClassLabel)) and metadata columns"
+          " as features of their own names. Datasets built with 2.0.0 and"
+          " 1.x keep their features and still load."),
   }
   BUILDER_CONFIGS = [MyImagesConfig()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = _MANUAL_DOWNLOAD_INSTRUCTIONS
@@ -87,7 +98,7 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
 
   def _pick_version(self, requested_version):
     # The version is the user's (config or release file), not the code's.
-    # With no version asked for, TFDS would pick VERSION (2.0.0) and try to
+    # With no version asked for, TFDS would pick VERSION (2.1.0) and try to
     # build it although the user's 1.1.0 is prepared: pick the latest prepared
     # version instead, as TFDS itself does when it loads from files.
     if not self.builder_config.version and requested_version != "experimental_latest":

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import array
 import io
-import os
 import struct
 import sys
 

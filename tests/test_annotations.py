@@ -706,8 +706,12 @@ def test_json_list_that_is_not_json_stops_naming_file_and_position(tmp_path):
   root = tmp_path / "data"
   helpers.write_image(root / "a.jpg")
   (root / "train.json").write_text('[{"filename": "a.jpg"}, {"filename": }]')
+  # How many entries ijson gives before the error depends on its version's
+  # buffering (1 with ijson 3.6, 0 with 3.2, which label-studio-converter
+  # pins in the test environment); the parser's own position follows.
   with pytest.raises(records.InputError,
-                     match=r"train.json: not valid JSON \(after 1 entries"):
+                     match=r"train.json: not valid JSON \(after [01] entries"
+                     r"(.|\n)*right here"):
     readers.scan(str(root), "seed001", OPTIONS)
 
 

@@ -57,7 +57,8 @@ def test_card_counts_match_the_data(tmp_path):
   assert options == builder.builder_config.options()
   assert "broken.jpg" in card  # The build report summary names it.
   # The package's default version, with its own release note.
-  assert "**2.0.0** (this release): Schema 2: the features follow" in card
+  assert ("**2.1.0** (this release): The exports of annotation tools are read"
+          in card)
 
 
 def test_card_lists_the_version_history(tmp_path):

@@ -119,7 +119,7 @@ def test_several_datasets_need_a_choice(tmp_path, capsys):
   assert cli.main(["label-map", str(tmp_path / "out")]) == cli.EXIT_USAGE
   err = capsys.readouterr().err
   assert "holds 2 datasets" in err
-  assert "my_images/small/2.0.0" in err and "my_images/default/2.0.0" in err
+  assert "my_images/small/2.1.0" in err and "my_images/default/2.1.0" in err
 
 
 def test_label_map_quotes_names():

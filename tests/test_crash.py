@@ -85,7 +85,7 @@ class Run:
 
   def __init__(self, cmd, data_dir, log_path):
     self.config_dir = pathlib.Path(data_dir) / "my_images" / CONFIG_NAME
-    self.final = self.config_dir / "2.0.0"
+    self.final = self.config_dir / "2.1.0"
     self.log_path = log_path
     self.before = {p.name for p in self._incomplete()}
     self.log = open(log_path, "w")  # pylint: disable=consider-using-with

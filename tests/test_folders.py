@@ -264,7 +264,7 @@ def test_strict_fails_at_first_bad_file(tmp_path):
   config = MyImagesConfig(name="strict", strict=True, num_workers=0)
   with pytest.raises(BadInputError, match=r"zero.jpg: empty file"):
     helpers.build(root, tmp_path / "out", config=config)
-  assert not (tmp_path / "out" / "my_images" / "strict" / "2.0.0").exists()
+  assert not (tmp_path / "out" / "my_images" / "strict" / "2.1.0").exists()
 
 
 def test_no_images_at_all(tmp_path):

@@ -123,7 +123,7 @@ def test_manifest_lists_every_shard_with_records_and_sha256(tmp_path):
   make_data(data, per_class=4)
   builder = helpers.build(data, tmp_path / "out")
   manifest = json.loads((builder.data_path / release.MANIFEST_FILE).read_text())
-  assert manifest["dataset"] == "my_images/default/2.0.0"
+  assert manifest["dataset"] == "my_images/default/2.1.0"
   by_split = {}
   for shard in manifest["shards"]:
     digest, size = release.sha256_file(builder.data_path / shard["file"])
@@ -303,10 +303,10 @@ def test_release_file_mismatch_fails_before_anything_is_written(tmp_path):
   (data / release.RELEASE_FILE).write_text(json.dumps(
       {"version": "1.1.0", "release_notes": NOTES_2}))
   with pytest.raises(release.ReleaseError) as e:
-    helpers.build(data, tmp_path / "out")  # No version given: 2.0.0.
+    helpers.build(data, tmp_path / "out")  # No version given: 2.1.0.
   msg = str(e.value)
   assert "says this data is version 1.1.0" in msg
-  assert "this build is version 2.0.0" in msg
+  assert "this build is version 2.1.0" in msg
   assert str(data / release.RELEASE_FILE) in msg
   assert not (tmp_path / "out" / "my_images").exists()
 

@@ -206,7 +206,7 @@ def lock_held_by_other_process(version_dir):
 
 
 def test_lock_names_the_live_holder(tmp_path):
-  version_dir = tmp_path / "my_images" / "default" / "2.0.0"
+  version_dir = tmp_path / "my_images" / "default" / "2.1.0"
   with lock_held_by_other_process(version_dir) as holder:
     with pytest.raises(safety.BuildLockedError) as e:
       with safety.build_lock(version_dir, wait=False):
@@ -221,14 +221,14 @@ def test_only_orphans_of_dead_builds_are_removed(tmp_path):
   config_dir = tmp_path / "my_images" / "default"
   dead = config_dir / "incomplete.AB12CD_1.0.0"
   dead_other_version = config_dir / "incomplete.ZZ99ZZ_0.9.0"
-  live = config_dir / "incomplete.QW34ER_2.0.0"
+  live = config_dir / "incomplete.QW34ER_2.1.0"
   for d in (dead, dead_other_version, live):
     (d / "my_images-train.tfrecord-00000-of-00001").parent.mkdir(parents=True)
     (d / "my_images-train.tfrecord-00000-of-00001").write_bytes(b"partial")
   unrelated = config_dir / "incomplete_notes"  # Not a TFDS build folder.
   unrelated.mkdir()
   logged = []
-  with lock_held_by_other_process(config_dir / "2.0.0"):
+  with lock_held_by_other_process(config_dir / "2.1.0"):
     with safety.build_lock(config_dir / "1.0.0"):
       removed = safety.remove_orphans(config_dir / "1.0.0", log=logged.append)
   assert sorted(removed) == sorted([str(dead), str(dead_other_version)])
@@ -239,7 +239,7 @@ def test_only_orphans_of_dead_builds_are_removed(tmp_path):
 
 def test_build_removes_orphans_of_crashed_builds(folders, tmp_path):
   root, files = folders
-  orphan = tmp_path / "out" / "my_images" / "default" / "incomplete.DEAD00_2.0.0"
+  orphan = tmp_path / "out" / "my_images" / "default" / "incomplete.DEAD00_2.1.0"
   orphan.mkdir(parents=True)
   (orphan / "my_images-train.tfrecord-00000-of-00001").write_bytes(b"x" * 100)
   builder = helpers.build(root, tmp_path / "out")
@@ -271,7 +271,7 @@ def test_concurrent_builds_never_mix(folders, tmp_path):
   cmd = helpers.tfds_cli() + [
       "build", "my_images", "--imports", "image_folder_tfds",
       "--manual_dir", str(root), "--data_dir", str(out)]
-  lock = safety.lock_path(out / "my_images" / "default" / "2.0.0")
+  lock = safety.lock_path(out / "my_images" / "default" / "2.1.0")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   logs = [open(tmp_path / f"build{i}.log", "w+") for i in (1, 2)]  # pylint: disable=consider-using-with
   first = subprocess.Popen(cmd, stdout=logs[0], stderr=subprocess.STDOUT,
@@ -383,7 +383,7 @@ def test_file_system_without_locks_builds_and_leaves_orphans(folders, tmp_path,
   import errno  # pylint: disable=g-import-not-at-top
   import fcntl  # pylint: disable=g-import-not-at-top
   root, files = folders
-  orphan = tmp_path / "out" / "my_images" / "default" / "incomplete.MAYBE0_2.0.0"
+  orphan = tmp_path / "out" / "my_images" / "default" / "incomplete.MAYBE0_2.1.0"
   orphan.mkdir(parents=True)
 
   def no_locks(fd, op):

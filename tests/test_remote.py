@@ -181,7 +181,7 @@ def test_tampered_archive_fails_naming_both_checksums(
   assert hashlib.sha256(good).hexdigest() in msg
   assert hashlib.sha256(tampered).hexdigest() in msg
   assert url in msg
-  assert not (tmp_path / "out2" / "my_images" / "flowers" / "2.0.0").exists()
+  assert not (tmp_path / "out2" / "my_images" / "flowers" / "2.1.0").exists()
 
 
 def test_truncated_download_fails(tmp_path, server, checksums_dir):
@@ -194,7 +194,7 @@ def test_truncated_download_fails(tmp_path, server, checksums_dir):
     build_remote(tmp_path, url, out_name="out2")
   assert f"{url}: download failed" in str(e.value)
   assert "IncompleteRead" in str(e.value)
-  assert not (tmp_path / "out2" / "my_images" / "flowers" / "2.0.0").exists()
+  assert not (tmp_path / "out2" / "my_images" / "flowers" / "2.1.0").exists()
 
 
 def test_truncated_archive_is_named_when_checksums_are_not_registered(tmp_path):

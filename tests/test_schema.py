@@ -25,6 +25,7 @@ from image_folder_tfds import features
 from image_folder_tfds import records
 
 SCHEMA1 = pathlib.Path(__file__).parent / "data" / "schema1"
+BUILDER2_0 = pathlib.Path(__file__).parent / "data" / "builder2_0"
 
 # Loads every example of every split in a fresh process, with or without the
 # plugin, and prints them as JSON (numbers as lists, bytes as text).
@@ -294,6 +295,38 @@ def test_schema1_releases_still_load(tmp_path, name):
   builder = tfds.builder("my_images:1.0.0", data_dir=os.fspath(data_dir))
   assert "keypoints" in builder.info.features["objects"].feature
   assert builder.info.splits.total_num_examples == total
+
+
+@pytest.mark.parametrize("name, input_dir", [("coco", "coco"),
+                                             ("animal_photos", "animal_photos")])
+def test_builder_2_0_releases_still_load_beside_new_ones(tmp_path, name,
+                                                         input_dir):
+  """Datasets of builder 2.0.0 load as they were written (with and without
+  the plugin), and a build of today's builder version goes beside them."""
+  data_dir = tmp_path / name
+  shutil.copytree(BUILDER2_0 / name, data_dir)
+  without = _load_fresh(data_dir, with_plugin=False)
+  with_plugin = _load_fresh(data_dir, with_plugin=True)
+  assert without["features"] == with_plugin["features"]
+  assert without["examples"] == with_plugin["examples"]
+  old = data_dir / "my_images/default/2.0.0"
+  info = json.loads((old / "dataset_info.json").read_text())
+  total = sum(int(n) for s in info["splits"] for n in s["shardLengths"])
+  assert len(without["examples"]) == total > 0
+  import image_folder_tfds  # noqa: F401
+  from image_folder_tfds import MyImagesConfig
+  from image_folder_tfds import builder as builder_lib
+  builder = tfds.builder("my_images:2.0.0", data_dir=os.fspath(data_dir))
+  assert builder.info.splits.total_num_examples == total
+  stored = builder.info.features
+  new = helpers.build(helpers.DUMMY_DATA / input_dir, data_dir,
+                      config=MyImagesConfig(
+                          version=str(builder_lib.MyImages.VERSION)))
+  assert str(new.version) == str(builder_lib.MyImages.VERSION) != "2.0.0"
+  # The same input gives the same features today.
+  assert new.info.features.to_json() == stored.to_json()
+  # The old release is untouched.
+  assert json.loads((old / "dataset_info.json").read_text()) == info
 
 
 @pytest.mark.slow

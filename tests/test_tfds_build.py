@@ -48,7 +48,7 @@ def test_tfds_build_cli_then_load_with_and_without_import(tmp_path):
       "--manual_dir", str(SAMPLE), "--data_dir", str(tmp_path)])
   assert out.returncode == 0, out.stderr[-3000:]
   assert "my_images build report" in out.stderr
-  assert (tmp_path / "my_images" / "default" / "2.0.0" / "build_report.json").exists()
+  assert (tmp_path / "my_images" / "default" / "2.1.0" / "build_report.json").exists()
   files = sorted(p.relative_to(SAMPLE).as_posix() for p in SAMPLE.rglob("*")
                  if p.is_file() and not p.name.startswith(".")
                  and p.name != "labels.txt")

@@ -123,6 +123,37 @@ def number(value, field: str, *, allow_none: bool = False) -> float | None:
   return value
 
 
+def number_text(text, field: str) -> float:
+  """A finite float written as text (a CSV cell, an XML attribute or
+  element); raises `FieldError` naming the field when it is missing, not a
+  number, NaN or infinite."""
+  if text is None or not str(text).strip():
+    raise FieldError(f"{field} is missing")
+  try:
+    value = float(text)
+  except ValueError:
+    raise FieldError(f"{field} must be a number, got {str(text).strip()!r}"
+                     ) from None
+  if not math.isfinite(value):
+    raise FieldError(f"{field} is {str(text).strip()} (NaN or infinite)")
+  return value
+
+
+def xywh_box(value, field: str = "bbox", shown=repr
+             ) -> tuple[float, float, float, float]:
+  """A COCO `[x, y, width, height]` box (pixels, as COCO and Hugging Face's
+  object-detection metadata write it) as (xmin, ymin, xmax, ymax).
+  `shown` writes the value in messages."""
+  bbox = array(value, field)
+  if len(bbox) != 4:
+    raise FieldError(f"{field} must be [x, y, width, height], got"
+                     f" {shown(bbox)}")
+  x, y, w, h = (number(v, f"{field}[{i}]") for i, v in enumerate(bbox))
+  if w < 0 or h < 0:
+    raise FieldError(f"{field} {shown(bbox)} has a negative width or height")
+  return (x, y, x + w, y + h)
+
+
 def integer(value, field: str) -> int:
   """An int; a float with an integral value (2.0) and digit strings are not."""
   if isinstance(value, bool) or not isinstance(value, int):

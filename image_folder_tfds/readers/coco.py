@@ -478,15 +478,7 @@ def _object(ann, categories, classes, store) -> records.ObjectRecord:
                                 f"category {cid}")
   box = None
   if ann.get("bbox") is not None:
-    bbox = annotated.array(ann["bbox"], "bbox")
-    if len(bbox) != 4:
-      raise annotated.FieldError(
-          f"bbox must be [x, y, width, height], got {bbox!r}")
-    x, y, w, h = (annotated.number(v, f"bbox[{i}]") for i, v in
-                  enumerate(bbox))
-    if w < 0 or h < 0:
-      raise annotated.FieldError(f"bbox {bbox} has a negative width or height")
-    box = (x, y, x + w, y + h)
+    box = annotated.xywh_box(ann["bbox"])
   area = annotated.number(ann.get("area"), "area", allow_none=True)
   if area is not None and area < 0:
     raise annotated.FieldError(f"area is {area}: negative")

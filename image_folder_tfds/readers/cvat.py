@@ -654,21 +654,12 @@ def _numbers(elem, names) -> tuple[float, ...]:
   naming the first that is missing or not one."""
   try:
     values = tuple(float(elem.get(n)) for n in names)
-    if all(map(math.isfinite, values)):
-      return values
   except (TypeError, ValueError):
-    pass
+    values = None
+  if values is not None and all(map(math.isfinite, values)):
+    return values
   for name in names:  # Which one, and why.
-    value = elem.get(name)
-    if value is None:
-      raise annotated.FieldError(f"{name} is missing")
-    try:
-      number = float(value)
-    except ValueError:
-      raise annotated.FieldError(
-          f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(number):
-      raise annotated.FieldError(f"{name} is {value!r} (NaN or infinite)")
+    annotated.number_text(elem.get(name), name)
   raise AssertionError(f"{names}: no bad value among {elem.attrib}")
 
 

@@ -537,16 +537,7 @@ def object_record(obj: dict, index: int, classes: annotated.Classes
   label, name = classes.resolve(*category(obj), field="category")
   box = None
   if obj.get("bbox") is not None:
-    bbox = annotated.array(obj["bbox"], "bbox")
-    if len(bbox) != 4:
-      raise annotated.FieldError(
-          f"bbox must be [x, y, width, height], got {_shown(bbox)}")
-    x, y, w, h = (annotated.number(v, f"bbox[{i}]") for i, v in
-                  enumerate(bbox))
-    if w < 0 or h < 0:
-      raise annotated.FieldError(
-          f"bbox {_shown(bbox)} has a negative width or height")
-    box = (x, y, x + w, y + h)
+    box = annotated.xywh_box(obj["bbox"], shown=_shown)
   area = annotated.number(obj.get("area"), "area", allow_none=True)
   if area is not None and area < 0:
     raise annotated.FieldError(f"area is {area}: negative")

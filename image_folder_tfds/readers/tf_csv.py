@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import csv
 import json
-import math
 import os
 
 from image_folder_tfds import records
@@ -117,15 +116,7 @@ def _cell(row, name):
 
 
 def _number(row, name) -> float:
-  raw = _cell(row, name)
-  try:
-    value = float(raw)
-  except ValueError:
-    raise annotated.FieldError(
-        f"{name} must be a number, got {raw!r}") from None
-  if not math.isfinite(value):
-    raise annotated.FieldError(f"{name} is {raw} (NaN or infinite)")
-  return value
+  return annotated.number_text(_cell(row, name), name)
 
 
 def _rows(reader: csv.DictReader, path: str):

@@ -420,14 +420,7 @@ def _to_json(elem: ET.Element):
 
 
 def _number(elem, field) -> float:
-  if elem is None or elem.text is None or not elem.text.strip():
-    raise annotated.FieldError(f"{field} is missing")
-  try:
-    value = float(elem.text)
-  except ValueError:
-    raise annotated.FieldError(
-        f"{field} must be a number, got {elem.text.strip()!r}") from None
-  return annotated.number(value, field)
+  return annotated.number_text(None if elem is None else elem.text, field)
 
 
 def _record(path, split, options, problems, locate) -> records.ImageRecord:
