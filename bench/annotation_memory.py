@@ -53,11 +53,37 @@ def _step(kind: str, step: str, path: str, root: str) -> None:
                     "s": time.perf_counter() - start}))
 
 
-def _write(root: str, n: int) -> dict[str, str]:
+def write_images(root: str, n: int) -> None:
+  """`root/images/000000.jpg`, ...: empty files (the scans only check that
+  the images exist)."""
   images = os.path.join(root, "images")
   os.makedirs(images, exist_ok=True)
   for i in range(n):
     open(os.path.join(images, f"{i:06d}.jpg"), "wb").close()
+
+
+def write_coco(root: str, n: int) -> str:
+  """`root/annotations/instances_train.json`: N images of `root/images/`,
+  4 boxes each, 2 categories. Returns its path."""
+  os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
+  path = os.path.join(root, "annotations", "instances_train.json")
+  with open(path, "w") as f:
+    f.write('{"images": [')
+    f.write(",".join(json.dumps({"id": i, "file_name": f"{i:06d}.jpg",
+                                 "width": 640, "height": 480})
+                     for i in range(n)))
+    f.write('], "annotations": [')
+    f.write(",".join(json.dumps({"id": 4 * i + k, "image_id": i,
+                                 "category_id": 1 + k % 2,
+                                 "bbox": [10 + k, 20, 100, 50], "area": 5000,
+                                 "iscrowd": 0})
+                     for i in range(n) for k in range(4)))
+    f.write('], "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}')
+  return path
+
+
+def _write(root: str, n: int) -> dict[str, str]:
+  write_images(root, n)
   box = {"xmin": [0.1, 0.2, 0.3, 0.4], "ymin": [0.1, 0.2, 0.3, 0.4],
          "xmax": [0.5, 0.6, 0.7, 0.8], "ymax": [0.5, 0.6, 0.7, 0.8],
          "label": [0, 1, 0, 1]}
@@ -75,20 +101,7 @@ def _write(root: str, n: int) -> dict[str, str]:
       lst.write(("," if i else "") + entry)
       lines.write(entry + "\n")
     lst.write("]")
-  os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
-  files["coco"] = os.path.join(root, "annotations", "instances_train.json")
-  with open(files["coco"], "w") as f:
-    f.write('{"images": [')
-    f.write(",".join(json.dumps({"id": i, "file_name": f"{i:06d}.jpg",
-                                 "width": 640, "height": 480})
-                     for i in range(n)))
-    f.write('], "annotations": [')
-    f.write(",".join(json.dumps({"id": 4 * i + k, "image_id": i,
-                                 "category_id": 1 + k % 2,
-                                 "bbox": [10 + k, 20, 100, 50], "area": 5000,
-                                 "iscrowd": 0})
-                     for i in range(n) for k in range(4)))
-    f.write('], "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}')
+  files["coco"] = write_coco(root, n)
   return files
 
 

@@ -28,7 +28,9 @@ _CLASSES = [f"c{i}" for i in range(10)]
 _STEPS = ("folders", "depth", "parse", "scan", "detect+scan")
 
 
-def _write(root: str, n: int) -> None:
+def write(root: str, n: int) -> None:
+  """`root/export.json`, N tasks of 4 rectangles, and N empty image files
+  in `root/images/c0/` ... `c9/` (also used by bench/reader_scale.py)."""
   for c in _CLASSES:
     os.makedirs(os.path.join(root, "images", c), exist_ok=True)
   with open(os.path.join(root, "export.json"), "w") as f:
@@ -116,7 +118,7 @@ def main() -> None:
     return
   if not os.path.isfile(os.path.join(root, "export.json")):
     shutil.rmtree(root, ignore_errors=True)
-    _write(root, args.tasks)
+    write(root, args.tasks)
   path = os.path.join(root, "export.json")
   print(f"{path}: {os.path.getsize(path) / 1e6:.1f} MB, {args.tasks} tasks")
   start = time.perf_counter()

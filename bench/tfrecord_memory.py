@@ -48,6 +48,19 @@ def _images(n: int = 32, side: int = 330) -> list[bytes]:
 
 def write(root: str, gb: float) -> tuple[int, int]:
   """(records, bytes) of OD API records written under `root`."""
+  total = int(gb * (1 << 30))
+  return write_records(root, _images(), shards=max(1, -(-total // SHARD_BYTES)),
+                       shard_bytes=SHARD_BYTES, total_bytes=total)
+
+
+def write_records(root: str, images: list[bytes], *, shards: int,
+                  records: int | None = None, shard_bytes: int | None = None,
+                  total_bytes: int | None = None) -> tuple[int, int]:
+  """(records, bytes) of OD API records (4 boxes each, the images taken in
+  turn from `images`) written to `shards` files under `root`, with its
+  `label_map.pbtxt`: `records` of them spread evenly over the files, or
+  files of `shard_bytes` up to `total_bytes` (bench/reader_scale.py writes
+  a count of tiny images, `main` gigabytes of ~100 KB ones)."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -60,19 +73,21 @@ def write(root: str, gb: float) -> tuple[int, int]:
   def i(v):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=v))
 
+  def full(size: int, written: int, n: int, shard: int) -> bool:
+    if records is not None:
+      return n >= records * (shard + 1) // shards
+    return size >= shard_bytes or written >= total_bytes
+
   os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, "label_map.pbtxt"), "w") as out:
     out.write("".join(f"item {{ id: {k + 1} name: '{c}' }}\n"
                     for k, c in enumerate(CLASSES)))
-  images = _images()
-  total = int(gb * (1 << 30))
-  shards = max(1, -(-total // SHARD_BYTES))
   written = n = 0
   for shard in range(shards):
     path = os.path.join(root, f"train.record-{shard:05d}-of-{shards:05d}")
     with tf.io.TFRecordWriter(path) as writer:
       size = 0
-      while size < SHARD_BYTES and written < total:
+      while not full(size, written, n, shard):
         data = images[n % len(images)]
         boxes = [(0.1 * k, 0.1 * k, 0.1 * k + 0.3, 0.1 * k + 0.4)
                  for k in range(4)]

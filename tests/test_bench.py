@@ -39,6 +39,39 @@ def test_benchmark_runs_at_tiny_size(tmp_path):
   assert "| keypoints | 12 |" in text
 
 
+@pytest.mark.slow
+def test_reader_scale_benchmark_runs_at_tiny_size(tmp_path):
+  """bench/reader_scale.py writes every format, detects it as that format and
+  finds every image, with the baselines beside it (a row per format)."""
+  sys.path.insert(0, str(helpers.REPO / "bench"))
+  try:
+    import reader_scale  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  table = tmp_path / "table.md"
+  result = helpers.run([
+      sys.executable, str(helpers.REPO / "bench" / "reader_scale.py"),
+      "--images", "50", "--repeats", "1", "--dir", str(tmp_path / "work"),
+      "--json", str(tmp_path / "results.json"), "--markdown", str(table)])
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+  rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ")
+          for line in table.read_text().splitlines()[2:]}
+  assert list(rows) == ["folders", *reader_scale.FORMATS]
+  assert {"coco", "yolo", "cvat", "labelme", "label_studio", "metadata",
+          "label_csv", "unlabeled", "tfrecord", "voc"} <= set(rows)
+  assert all(row[3] == "50" for row in rows.values())  # found
+  results = json.loads((tmp_path / "results.json").read_text())
+  for fmt, s in results["formats"].items():
+    assert s["found"] == [50] and s["rejected"] == 0, fmt
+    assert s["layout"].split(":")[0].split(" ")[0] == fmt
+    if fmt in ("folders", "unlabeled"):
+      assert s["files"] == 0 and "cat_cpu" not in s
+    else:  # cat, the scan and the floor all measured.
+      assert s["files"] >= 1 and s["mb"] > 0, fmt
+      assert s["cat_wall"] > 0 and s["scan_wall"] > 0 and s["wall_over_cat"] > 0
+      assert s["runs"][0]["floor"]["found"] > 0, fmt
+
+
 def test_synthetic_data_is_deterministic(tmp_path):
   sys.path.insert(0, str(helpers.REPO / "bench"))
   try:

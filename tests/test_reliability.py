@@ -18,6 +18,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import helpers
+from image_folder_tfds import readers
 from image_folder_tfds import records
 from image_folder_tfds import report as report_lib
 from image_folder_tfds import safety
@@ -147,6 +148,58 @@ def test_duplicate_keys_are_checked_per_split_only(tmp_path):
   builder = helpers.build(root, tmp_path / "out")
   assert {s: i.num_examples for s, i in builder.info.splits.items()} == {
       "train": 1, "test": 1}
+
+
+def _record(key, split="train", source="a.json"):
+  return records.ImageRecord(
+      key=key, path=f"/data/{key}", file_name=key, split=split, source=source,
+      objects=(records.ObjectRecord(box=(0.1, 0.2, 0.3, 0.4), label=1),))
+
+
+def _key_error(recs) -> str | None:
+  try:
+    readers.check_unique_keys(recs)
+  except records.InputError as e:
+    return str(e)
+  return None
+
+
+def test_packed_records_find_the_same_duplicate_as_a_list():
+  """`PackedRecords` are checked on their key hashes: the error is the one
+  the plain check gives (the first repeat in input order, both sources)."""
+  cases = [
+      [("a", "train"), ("b", "train"), ("a", "test"), ("c", "train")],
+      [("a", "train"), ("b", "train"), ("b", "train"), ("a", "train")],
+      [("a", "train"), ("b", "train"), ("c", "train"), ("b", "train"),
+       ("a", "train"), ("b", "train")],
+      [("x", "test"), ("y", "train"), ("y", "test"), ("x", "test")],
+  ]
+  for case in cases:
+    recs = [_record(k, s, source=f"f.json[{i}]")
+            for i, (k, s) in enumerate(case)]
+    assert _key_error(records.PackedRecords(recs)) == _key_error(recs), case
+  assert _key_error(recs) == (
+      "duplicate example key 'x' in split 'test': from f.json[0] and from"
+      " f.json[3]")
+  parts = records.PackedRecords(recs).by_split()  # Hashes follow the split.
+  assert _key_error(parts["train"]) is None
+  assert _key_error(parts["test"]) == _key_error(recs)
+
+
+def test_a_key_hash_collision_is_not_a_duplicate(monkeypatch):
+  """Equal hashes are only candidates: the records are read and compared."""
+  monkeypatch.setattr(records, "key_hash", lambda split, key: 7)
+  recs = records.PackedRecords(
+      _record(f"{i}.jpg", "train" if i % 3 else "test") for i in range(50))
+  assert set(recs.key_hashes()) == {7}
+  readers.check_unique_keys(recs)  # 50 keys, one hash: no error.
+  readers.check_unique_keys(records.PackedRecords(
+      [_record("a.jpg", "train"), _record("a.jpg", "test")]))
+  recs.append(_record("4.jpg", "train", source="b.json"))
+  with pytest.raises(records.InputError, match=(
+      r"^duplicate example key '4.jpg' in split 'train': from a.json and from"
+      r" b.json$")):
+    readers.check_unique_keys(recs)
 
 
 # 2. Orphaned `incomplete.*` folders and the build lock ------------------------

@@ -17,6 +17,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Iterable, Sequence
 
 from image_folder_tfds import records
 from image_folder_tfds import splits as splits_lib
@@ -357,17 +358,19 @@ def observe_labels(classes: Classes, rec: records.ImageRecord) -> None:
 
 
 def resolve_labels(
-    drafts: list[records.ImageRecord], classes: Classes,
-    problems: list[records.Problem],
-) -> list[records.ImageRecord]:
+    drafts: Iterable[records.ImageRecord], classes: Classes,
+    problems: list[records.Problem], out=None,
+) -> Sequence[records.ImageRecord]:
   """Draft records (labels as given) with labels checked against `classes`.
 
   In a draft, `label` is the index as given (-1: none) and `label_text` /
   `text` the name as given ("": none). A bad image-level class is dropped
   (the image is kept, unlabelled); a bad object label drops that object.
-  Each is reported with the file and the annotation.
+  Each is reported with the file and the annotation. The records are
+  appended to `out` (a new list by default; a `records.PackedRecords` keeps
+  them out of memory) and `out` is returned.
   """
-  out = []
+  out = [] if out is None else out
   for rec in drafts:
     changes = {}
     try:

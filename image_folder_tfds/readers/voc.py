@@ -27,6 +27,10 @@ fields without a feature of their own (`pose`, `truncated`, `difficult`,
 The XML comes from users' files, so it is parsed with `defusedxml`: a file
 that declares entities (the "billion laughs" expansion) or refers to
 external ones is refused, never expanded.
+
+The records (drafts, then with their labels resolved) are kept packed in
+temporary files (`records.PackedRecords`): as objects, 200k images of 4
+boxes held +806 MB above a class-folder scan (bench/reader_scale.py).
 """
 
 from __future__ import annotations
@@ -157,7 +161,8 @@ def read(root: str, options: common.ReadOptions) -> common.ScanResult:
     layout = "voc: an .xml beside each image"
     drafts = _read_beside(root, options, classes, problems)
   classes.finish()
-  recs = annotated.resolve_labels(drafts, classes, problems)
+  recs = annotated.resolve_labels(drafts, classes, problems,
+                                  out=records.PackedRecords())
   return common.ScanResult(
       layout=layout, class_names=classes.names, records=recs,
       problems=problems)
@@ -205,7 +210,7 @@ def _split_lists(root: str, problems) -> dict[str, tuple[str, list]] | None:
   return out
 
 
-def _read_devkit(root, options, classes, problems) -> list[records.ImageRecord]:
+def _read_devkit(root, options, classes, problems) -> records.PackedRecords:
   """The devkit layout: `Annotations/`, `JPEGImages/`, `ImageSets/Main/`."""
   ann_dir = os.path.join(root, "Annotations")
   jpeg_dir = os.path.join(root, "JPEGImages")
@@ -218,7 +223,7 @@ def _read_devkit(root, options, classes, problems) -> list[records.ImageRecord]:
     return annotated.resolve_image(name, [jpeg_dir], root)
 
   lists = _split_lists(root, problems)
-  drafts = []
+  drafts = records.PackedRecords()  # ~0.5 KB an image on disk, 24 B here.
   if lists is None:
     for path in xml_files.values():
       _add(drafts, path, None, root, options, classes, problems, locate)
@@ -263,7 +268,7 @@ def _read_devkit(root, options, classes, problems) -> list[records.ImageRecord]:
   return drafts
 
 
-def _read_beside(root, options, classes, problems) -> list[records.ImageRecord]:
+def _read_beside(root, options, classes, problems) -> records.PackedRecords:
   """An `.xml` beside each image (Roboflow's export, labelImg), anywhere
   below `root`; the split is the top folder's, when it is a split name."""
   xmls: dict[str, list[str]] = collections.defaultdict(list)  # By folder.
@@ -287,7 +292,7 @@ def _read_beside(root, options, classes, problems) -> list[records.ImageRecord]:
   # is not written either: written without objects, it would teach a model
   # that its objects are background.
   taken: dict[str, str] = {}
-  drafts = []
+  drafts = records.PackedRecords()  # ~0.5 KB an image on disk, 24 B here.
   # The XMLs named like an image beside them first, then the others, which
   # name their image with <filename> (and cannot take one already taken).
   for paired in (True, False):
