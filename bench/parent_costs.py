@@ -53,7 +53,7 @@ def measure(folders: str, n: int, size: int) -> dict[str, float]:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from tensorflow_datasets.core import hashing  # pylint: disable=g-import-not-at-top
-  from image_folder_tfds import MyImagesConfig, check_cache, pipeline, readers, records  # pylint: disable=g-import-not-at-top
+  from image_folder_tfds import MyImagesConfig, check_cache, pipeline, readers, records, shards, wire  # pylint: disable=g-import-not-at-top
   from image_folder_tfds import report as report_lib  # pylint: disable=g-import-not-at-top
   scan = readers.scan(folders, "auto", MyImagesConfig().read_options())
   split = scan.by_split()["train"]
@@ -101,17 +101,27 @@ def measure(folders: str, n: int, size: int) -> dict[str, float]:
   writer = tf.io.TFRecordWriter(os.path.join(work, "shard.tfrecord"))
   out["shard write (`tf.io.TFRecordWriter.write`, TFDS's adapter)"] = _timed(
       lambda: ([writer.write(e) for e in examples], writer.close()))
+  framed = [wire.tfrecord(e) for e in examples]
+  out["shard write, framed by the workers (`shards.TfRecordWriter`)"] = _timed(
+      lambda: shards.TfRecordWriter().write(
+          os.path.join(work, "framed.tfrecord"), ((None, r) for r in framed)))
+  out["(framing each record: `wire.tfrecord`, in the workers)"] = _timed(
+      lambda: [len(wire.tfrecord(e)) for e in examples])  # Each dropped.
   fd = os.open(os.path.join(work, "plain.bin"), os.O_WRONLY | os.O_CREAT)
   out["(the same bytes, one `os.write` each: the page-cache floor)"] = _timed(
       lambda: [os.write(fd, e) for e in examples])
   os.close(fd)
 
+  # As the workers send them: each example framed as its TFRecord record.
+  framed_packed = [(*p[:-1], wire.tfrecord(p[-1])) for p in packed]
+
   class Pool:
     """Hands over the results read above, as `Pool.map` would."""
-    started, maker = True, True
+    started = True
+    maker = pipeline.Maker(None, None, framed=True)
 
     def map(self, rs):
-      for r, p in zip(rs, packed):
+      for r, p in zip(rs, framed_packed):
         yield pipeline._unpack(r, p)  # pylint: disable=protected-access
 
     def close(self):
@@ -152,7 +162,7 @@ def main() -> None:
   whole = "whole split loop (`_write_split`, results already read)"
   parts = ("record made (`FolderRecords[i]`)",
            "results unpacked (`Outcome`s)", "TFDS's order (md5 of each key, sort)",
-           "shard write (`tf.io.TFRecordWriter.write`, TFDS's adapter)")
+           "shard write, framed by the workers (`shards.TfRecordWriter`)")
   rest = statistics.median(r[whole] - sum(r[k] for k in parts) for r in runs)
   print(f"| the loop's own overhead (whole loop less the steps it includes) |"
         f" {rest:.1f} |")

@@ -297,6 +297,14 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
             and (file_format == file_adapters.FileFormat.TFRECORD
                  or safety.is_local(self.data_dir)))
 
+  def _frames_records(self, download_config) -> bool:
+    """Whether the workers frame each example as its TFRecord record, for
+    `shards.TfRecordWriter`: local TFRecord shards that `_write_split`
+    writes (a Beam build has no maker; `_writes_shards` holds)."""
+    return (download_config.max_examples_per_split is None
+            and self.info.file_format == file_adapters.FileFormat.TFRECORD
+            and safety.is_local(self.data_dir))
+
   def _write_split(self, split: str, recs, checked: list[pipeline.Outcome],
                    download_config) -> splits_lib.SplitInfo:
     """Checks and writes one split, in TFDS's order; its `SplitInfo`."""
@@ -321,7 +329,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
             examples(), desc=f"Generating {split} examples...",
             unit=" examples", total=len(recs), leave=False, mininterval=1.0),
         len(recs), template, download_config.get_shard_config(),
-        self._example_writer())
+        shards.TfRecordWriter() if self._pool.maker.framed
+        else self._example_writer())
     # The report lists a split's problems in input order, as they were met
     # when the images were checked in that order.
     for _, problem in sorted(problems, key=lambda item: item[0]):
@@ -457,6 +466,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       self._class_counts[outcome.record.split].update(
           records.counted_classes(outcome.record))
       if outcome.example is not None:  # Made by `pipeline.Maker`.
+        if self._pool.maker.framed:  # Never: `_frames_records`.
+          raise RuntimeError("framed records given to TFDS's writer")
         yield outcome.record.key, writing.Serialized(outcome.example)
       else:  # No maker: TFDS's own encoding (`writing.passthrough`).
         yield outcome.record.key, self._encode(outcome)
@@ -482,15 +493,16 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
       if self.builder_config.strict:
         _check_strict(p)
 
-  def _maker(self) -> pipeline.Maker | None:
+  def _maker(self, framed: bool = False) -> pipeline.Maker | None:
     """How the workers make each example's bytes (None under Beam, whose
-    workers encode with TFDS)."""
+    workers encode with TFDS); `framed`: as TFRecord records."""
     if self._beam:
       return None
     encode = (self._encoder.encode if self._encoder is not None
               else self._schema.to_example)
     return pipeline.Maker(encode,
-                          writing.Serializer.for_features(self.info.features))
+                          writing.Serializer.for_features(self.info.features),
+                          framed)
 
   def _encode(self, outcome: pipeline.Outcome) -> dict:
     return _encode_outcome(self._encoder, self._schema, outcome)
@@ -514,7 +526,8 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
           writing.bounded_shuffle_memory(), \
           pipeline.Pool(self._image_options(), config.num_workers,
                         self._cache and self._cache.spec,
-                        self._maker()) as self._pool:
+                        self._maker(self._frames_records(download_config))
+                        ) as self._pool:
         super()._download_and_prepare(dl_manager, download_config)
     finally:
       self._pool = None

@@ -58,7 +58,9 @@ class Outcome:
   # One PNG per object (COCO instance masks), () when the image has none.
   masks: tuple[bytes, ...] = ()
   segmentation_mask: bytes | None = None  # Folder pairs: the label image.
-  example: bytes | None = None  # The serialized `tf.train.Example`.
+  # The serialized `tf.train.Example` (framed as a TFRecord record where
+  # the `Maker` is `framed`).
+  example: bytes | None = None
 
   @property
   def accepted(self) -> bool:
@@ -75,19 +77,24 @@ class Maker:
   (`features.Schema.to_example` or `model_garden.Encoder.encode`, bound to
   the build's schema); `serializer`: the wire plan of the dataset's features
   (`writing.Serializer`, pickled as a `wire.Serializer`). Both pickle without
-  TFDS, so a `Maker` crosses to the workers.
+  TFDS, so a `Maker` crosses to the workers. `framed`: each example comes
+  out as its TFRecord record (`wire.tfrecord`: length, CRCs), ready for
+  `shards.TfRecordWriter`.
   """
 
   encode: Callable[..., dict]
   serializer: wire.Serializer
+  framed: bool = False
 
   def make(self, outcome: Outcome) -> Outcome:
     """`outcome` with its serialized example instead of its image."""
-    example = self.encode(outcome.record, outcome.image, outcome.objects,
-                          outcome.masks, outcome.segmentation_mask)
+    example = self.serializer.serialize(self.encode(
+        outcome.record, outcome.image, outcome.objects, outcome.masks,
+        outcome.segmentation_mask))
+    if self.framed:
+      example = wire.tfrecord(example)
     return Outcome(outcome.record, None, problems=outcome.problems,
-                   cache=outcome.cache,
-                   example=self.serializer.serialize(example))
+                   cache=outcome.cache, example=example)
 
 
 def process(

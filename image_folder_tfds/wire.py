@@ -24,6 +24,7 @@ import math
 import struct
 from typing import Any
 
+import google_crc32c
 import numpy as np
 
 BYTES, FLOAT, INT = 1, 2, 3  # `Feature.kind` field numbers.
@@ -283,3 +284,33 @@ def _check_bbox(box) -> tuple[float, float, float, float]:
   if xmax < xmin or ymax < ymin:
     raise ValueError(f"BBox coordinates should have min <= max. Got {box}.")
   return ymin, xmin, ymax, xmax
+
+
+# --- TFRecord framing ------------------------------------------------------
+
+_LENGTH = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
+_MASK_DELTA = 0xA282EAD8
+TFRECORD_OVERHEAD = 16  # Bytes a TFRecord adds around each record.
+
+
+def masked_crc(data) -> int:
+  """TensorFlow's masked CRC-32C of `data` (crc32c.h; the TFRecord reader,
+  `readers/tfrecord.py`, checks it the same way)."""
+  crc = google_crc32c.value(data)
+  return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def tfrecord(data: bytes) -> bytes:
+  """`data` as one record of a TFRecord file, the bytes
+  `tf.io.TFRecordWriter.write` adds to the file: its length (8 bytes), the
+  masked CRC of the length (4), the data, the masked CRC of the data (4).
+
+  Made by the image workers, so the build process writes each example
+  with one buffered `write` instead of TensorFlow's writer (~19 us an
+  example there, ~6 this way; `shards.TfRecordWriter`).
+  """
+  length = _LENGTH.pack(len(data))
+  return b"".join((length, _CRC.pack(masked_crc(length)), data,
+                   _CRC.pack(masked_crc(data))))
+

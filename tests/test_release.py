@@ -45,7 +45,7 @@ import helpers
 from image_folder_tfds import MyImagesConfig
 from image_folder_tfds import builder
 if sys.argv[4] == "tfds_serializer":
-  builder.MyImages._maker = lambda self: None
+  builder.MyImages._maker = lambda self, *args: None
 helpers.build(sys.argv[1], sys.argv[2], config=MyImagesConfig(
     version="1.0.0", release_notes={"1.0.0": "First 60 photos."}, num_workers=0))
 """
@@ -81,7 +81,7 @@ def test_rebuild_in_another_process_with_other_hash_seed_is_byte_identical(
     tmp_path, monkeypatch, path):
   from image_folder_tfds import builder as builder_lib
   if path == "tfds_serializer":
-    monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+    monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self, *args: None)
   data = tmp_path / "data"
   make_data(data, per_class=20)
   first = helpers.build(data, tmp_path / "a",

@@ -73,7 +73,7 @@ def test_lost_example_fails_the_build_and_nothing_is_kept(
       return original(without_one(), *args)
     monkeypatch.setattr(shards, "write_split", lossy_split)
   else:
-    monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+    monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self, *args: None)
     original = tfds.core.writer.Writer.write
 
     def lossy_write(self, key, example):

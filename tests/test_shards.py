@@ -20,6 +20,7 @@ from tensorflow_datasets.core import writer as writer_lib
 from tensorflow_datasets.core.utils import shard_utils
 
 from image_folder_tfds import shards
+from image_folder_tfds import wire
 
 TFRECORD = file_adapters.FileFormat.TFRECORD
 ARRAY_RECORD = file_adapters.FileFormat.ARRAY_RECORD
@@ -64,7 +65,16 @@ def _shard_sizes(monkeypatch):
   return use
 
 
-def _write_both(tmp_path, inputs, file_format=TFRECORD, num_shards=None):
+@pytest.fixture(name="framed", params=[False, True],
+                ids=["tfds-adapter", "framed"])
+def _framed(request) -> bool:
+  """Ours written through TFDS's TFRecord adapter, or framed by the workers
+  (`wire.tfrecord`) and written by `shards.TfRecordWriter`."""
+  return request.param
+
+
+def _write_both(tmp_path, inputs, file_format=TFRECORD, num_shards=None,
+                framed=False):
   """(TFDS's files, ours, TFDS's (lengths, size), ours, examples re-read)."""
   config = shard_utils.ShardConfig(num_shards=num_shards)
   theirs = tmp_path / "tfds"
@@ -87,10 +97,13 @@ def _write_both(tmp_path, inputs, file_format=TFRECORD, num_shards=None):
       yield item
   shards._read_back = counting  # pylint: disable=protected-access
   try:
+    frame = wire.tfrecord if framed else lambda data: data
     result = shards.write_split(
-        ((hkeys[i], inputs[i][1]) for i in order), len(inputs),
+        ((hkeys[i], None if inputs[i][1] is None else frame(inputs[i][1]))
+         for i in order), len(inputs),
         _template(ours, file_format), config,
-        writer_lib.ExampleWriter(file_format))
+        shards.TfRecordWriter() if framed
+        else writer_lib.ExampleWriter(file_format))
   finally:
     shards._read_back = real  # pylint: disable=protected-access
   return _files(theirs), _files(ours), tfds_result, result, read_back
@@ -99,12 +112,12 @@ def _write_both(tmp_path, inputs, file_format=TFRECORD, num_shards=None):
 @pytest.mark.parametrize("rejected", [
     set(), {0, 1, 2}, {250, 251}, {497, 498, 499}, set(range(0, 500, 7))],
     ids=["none", "first", "middle", "last", "every 7th"])
-def test_same_files_as_tfds_writer(tmp_path, shard_sizes, rejected):
+def test_same_files_as_tfds_writer(tmp_path, shard_sizes, rejected, framed):
   shard_sizes(20_000, 40_000)  # ~0.8 MB: 32 shards.
   rng = random.Random(7)
   sizes = [rng.randrange(100, 3000) for _ in range(500)]
   theirs, ours, tfds_result, result, read_back = _write_both(
-      tmp_path, _inputs(500, sizes.__getitem__, rejected))
+      tmp_path, _inputs(500, sizes.__getitem__, rejected), framed=framed)
   assert len(theirs) > 8
   assert ours == theirs
   assert result == tfds_result
@@ -113,19 +126,21 @@ def test_same_files_as_tfds_writer(tmp_path, shard_sizes, rejected):
 
 
 def test_a_late_rejection_rewrites_only_the_shards_it_moves(
-    tmp_path, shard_sizes):
+    tmp_path, shard_sizes, framed):
   shard_sizes(20_000, 40_000)
   inputs = _inputs(500, lambda i: 1500, set())
   order, _ = shards.hash_order([k for k, _ in inputs], "train")
   last = order[-1]  # Rejected after every shard but the last was written.
   inputs[last] = (inputs[last][0], None)
-  theirs, ours, tfds_result, result, read_back = _write_both(tmp_path, inputs)
+  theirs, ours, tfds_result, result, read_back = _write_both(
+      tmp_path, inputs, framed=framed)
   assert ours == theirs and result == tfds_result
   assert 0 < len(read_back) < 499  # Some shards kept as written.
 
 
 @pytest.mark.parametrize("early,late,count", [(900, 300, 1), (300, 1000, 2)])
-def test_shard_count_near_a_step(tmp_path, shard_sizes, early, late, count):
+def test_shard_count_near_a_step(tmp_path, shard_sizes, early, late, count,
+                                 framed):
   """The mean size of the first examples puts the total on the other side
   of a shard-count step (2 shards from 200,000 bytes, with TFDS's 16 a
   record) than the real one: the shards are cut again at the end."""
@@ -134,24 +149,26 @@ def test_shard_count_near_a_step(tmp_path, shard_sizes, early, late, count):
   order, _ = shards.hash_order(keys, "train")
   rank = {i: r for r, i in enumerate(order)}
   inputs = _inputs(300, lambda i: early if rank[i] < 150 else late, set())
-  theirs, ours, tfds_result, result, read_back = _write_both(tmp_path, inputs)
+  theirs, ours, tfds_result, result, read_back = _write_both(
+      tmp_path, inputs, framed=framed)
   assert ours == theirs and result == tfds_result
   assert len(result[0]) == count
   assert read_back  # The estimate was wrong, and corrected.
 
 
-def test_one_example_left(tmp_path, shard_sizes):
+def test_one_example_left(tmp_path, shard_sizes, framed):
   shard_sizes(1_000, 2_000)
   inputs = _inputs(50, lambda i: 300, set(range(1, 50)))
-  theirs, ours, tfds_result, result, _ = _write_both(tmp_path, inputs)
+  theirs, ours, tfds_result, result, _ = _write_both(tmp_path, inputs,
+                                                     framed=framed)
   assert ours == theirs and result == tfds_result == ([1], len(inputs[0][1]))
 
 
-def test_fixed_shard_count(tmp_path, shard_sizes):
+def test_fixed_shard_count(tmp_path, shard_sizes, framed):
   shard_sizes(1_000, 2_000)  # Would give more shards: the given count wins.
   inputs = _inputs(100, lambda i: 100 + i, {5, 60, 99})
   theirs, ours, tfds_result, result, _ = _write_both(
-      tmp_path, inputs, num_shards=3)
+      tmp_path, inputs, num_shards=3, framed=framed)
   assert ours == theirs and len(ours) == 3 and result == tfds_result
 
 

@@ -92,7 +92,7 @@ def _builds(tmp_path, monkeypatch, manual_dir, name="w", download=None,
                              config=config, **(download or {})))
   assert made and all(made)
   with monkeypatch.context() as m:
-    m.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+    m.setattr(builder_lib.MyImages, "_maker", lambda self, *args: None)
     config = MyImagesConfig(name=name, num_workers=0, **options)
     out.append(helpers.build(manual_dir, tmp_path / "tfds", config=config,
                              **(download or {})))
@@ -151,7 +151,7 @@ def test_cached_images_same_release(tmp_path, monkeypatch):
   # Checked again: the new image and the two converted (whose converted
   # bytes the cache does not keep); the 4 broken files are one entry.
   assert (stats["reused"], stats["checked"]) == (44, 3)
-  monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+  monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self, *args: None)
   clean = helpers.build(tmp_path / "in", tmp_path / "clean", config=MyImagesConfig(
       name="w", num_workers=0, check_cache=False, max_side=48))
   _assert_same(cached, clean)
@@ -190,7 +190,7 @@ def test_array_record_same_release(tmp_path, monkeypatch):
   for maker in (True, False):
     with monkeypatch.context() as m:
       if not maker:
-        m.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+        m.setattr(builder_lib.MyImages, "_maker", lambda self, *args: None)
       builder = tfds.builder(
           "my_images", data_dir=str(tmp_path / str(maker)),
           config=MyImagesConfig(name="w", num_workers=2),

@@ -142,7 +142,7 @@ def _tfds_path(monkeypatch) -> None:
   so the builder yields example dicts to TFDS's `SplitBuilder` (made
   canonical by `writing.passthrough`): the shards of the code before issue
   27, whose equality with TFDS's own the tests of that code checked."""
-  monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self: None)
+  monkeypatch.setattr(builder_lib.MyImages, "_maker", lambda self, *args: None)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
