@@ -20,7 +20,6 @@ import os
 import pickle
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile

@@ -402,7 +402,6 @@ class MyImages(tfds.core.GeneratorBasedBuilder):
     reused by the generator, not checked twice (Beam re-checks them on its
     workers, which report them).
     """
-    config: MyImagesConfig = self.builder_config
     pool = getattr(self, "_pool", None)
     if pool is not None:  # In this process, with the check cache if any.
       check = lambda rec: next(pool.map([rec], in_process=True))

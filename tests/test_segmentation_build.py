@@ -7,7 +7,6 @@ the same annotation (`COCO.annToMask`), pixel for pixel.
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np

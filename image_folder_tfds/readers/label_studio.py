@@ -344,7 +344,7 @@ class _Scan:
     tasks = (_min_tasks(entries, counts) if kind == "min"
              else _full_tasks(entries))
     seen_min: set = set()
-    for where, task, annotations in tasks:
+    for where, task, task_annotations in tasks:
       if kind == "min":
         tid = task.get("id") if isinstance(task, dict) else None
         if tid is not None and not isinstance(tid, (dict, list)):
@@ -356,7 +356,8 @@ class _Scan:
                 " first rows)", split=split, item=where))
             continue
           seen_min.add(key)
-      rec = self._task(path, where, task, annotations, file_split, counts)
+      rec = self._task(path, where, task, task_annotations, file_split,
+                       counts)
       if rec is not None:
         yield rec
     self._report(path, split, counts)
