@@ -7,6 +7,7 @@ test_hostile.py, property-based tests in test_properties.py.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -278,6 +279,48 @@ def _wait_for(predicate, timeout, what):
     time.sleep(0.05)
 
 
+def _lock_is_held(lock) -> bool:
+  """Whether a process holds the build lock now (the file's content stays
+  after a build ends: only `flock` tells)."""
+  try:
+    fd = os.open(lock, os.O_RDWR)
+  except OSError:
+    return False
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    return True
+  finally:
+    os.close(fd)  # Releases the lock if this test took it.
+  return False
+
+
+def _frozen_holding_the_lock(cmd, version_dir, env, log):
+  """Starts a build and freezes it (SIGSTOP) while it holds the build lock,
+  before its dataset exists; None when it finished first (a fast machine)."""
+  lock = safety.lock_path(version_dir)
+  first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+  def holds_lock():
+    if first.poll() is not None:
+      return True  # Ended: checked below.
+    try:
+      pid = json.loads(open(lock).read() or "{}").get("pid")
+    except (OSError, ValueError):
+      return False
+    return pid == first.pid and _lock_is_held(lock)
+
+  _wait_for(holds_lock, 120, "the first build to take the lock")
+  if first.poll() is None:
+    first.send_signal(signal.SIGSTOP)
+    # Frozen: whether it still holds the lock cannot change now.
+    if _lock_is_held(lock) and not os.path.exists(version_dir):
+      return first
+    first.send_signal(signal.SIGCONT)
+  assert first.wait(timeout=300) == 0, open(log.name).read()
+  return None
+
+
 @pytest.mark.slow
 def test_concurrent_builds_never_mix(folders, tmp_path):
   """Two real `tfds build` processes, same dataset and version, one data_dir.
@@ -285,45 +328,44 @@ def test_concurrent_builds_never_mix(folders, tmp_path):
   The first is frozen (SIGSTOP) while it holds the lock, so the second is
   sure to arrive during the first build; it must wait, then reuse the
   finished dataset: both succeed, one generation, one complete dataset.
+  Where the first build ends before it can be frozen, it is tried again in
+  a new data dir.
   """
   root, files = folders
-  out = tmp_path / "out"
-  cmd = helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(root), "--data_dir", str(out)]
-  lock = safety.lock_path(out / "my_images" / "default" / "2.1.0")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  logs = [open(tmp_path / f"build{i}.log", "w+") for i in (1, 2)]  # pylint: disable=consider-using-with
-  first = subprocess.Popen(cmd, stdout=logs[0], stderr=subprocess.STDOUT,
-                           env=env)
-  second = None
-  try:
-    def first_holds_lock():
-      try:
-        return json.loads(open(lock).read() or "{}").get("pid") == first.pid
-      except (OSError, ValueError):
-        return False
-
-    _wait_for(first_holds_lock, 120, "the first build to take the lock")
-    first.send_signal(signal.SIGSTOP)
-    second = subprocess.Popen(cmd, stdout=logs[1], stderr=subprocess.STDOUT,
-                              env=env)
-    _wait_for(lambda: "waiting for it to finish" in
-              (tmp_path / "build2.log").read_text(), 120,
-              "the second build to wait")
-    assert second.poll() is None  # Waiting, not building, not failed.
-    first.send_signal(signal.SIGCONT)
-    assert first.wait(timeout=300) == 0, (tmp_path / "build1.log").read_text()
-    assert second.wait(timeout=300) == 0, (tmp_path / "build2.log").read_text()
-  finally:
-    for p in (first, second):
-      if p is not None and p.poll() is None:
-        p.send_signal(signal.SIGCONT)
-        p.kill()
-        p.wait()
-    for f in logs:
-      f.close()
-  log1, log2 = ((tmp_path / f"build{i}.log").read_text() for i in (1, 2))
+  for attempt in range(5):
+    out = tmp_path / f"out{attempt}"
+    cmd = helpers.tfds_cli() + [
+        "build", "my_images", "--imports", "image_folder_tfds",
+        "--manual_dir", str(root), "--data_dir", str(out)]
+    version_dir = out / "my_images" / "default" / "2.1.0"
+    logs = [open(tmp_path / f"build{attempt}_{i}.log", "w+")  # pylint: disable=consider-using-with
+            for i in (1, 2)]
+    first = second = None
+    try:
+      first = _frozen_holding_the_lock(cmd, version_dir, env, logs[0])
+      if first is None:
+        continue
+      second = subprocess.Popen(cmd, stdout=logs[1], stderr=subprocess.STDOUT,
+                                env=env)
+      _wait_for(lambda: "waiting for it to finish" in
+                open(logs[1].name).read(), 120, "the second build to wait")
+      assert second.poll() is None  # Waiting, not building, not failed.
+      first.send_signal(signal.SIGCONT)
+      assert first.wait(timeout=300) == 0, open(logs[0].name).read()
+      assert second.wait(timeout=300) == 0, open(logs[1].name).read()
+      break
+    finally:
+      for p in (first, second):
+        if p is not None and p.poll() is None:
+          p.send_signal(signal.SIGCONT)
+          p.kill()
+          p.wait()
+      for f in logs:
+        f.close()
+  else:
+    pytest.fail("the first build ended before it could be frozen, 5 times")
+  log1, log2 = (open(f.name).read() for f in logs)
   assert f"pid {first.pid}" in log2  # Says whom it waits for.
   assert "my_images build report" in log1
   assert "my_images build report" not in log2  # It generated nothing.
