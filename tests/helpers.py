@@ -125,6 +125,15 @@ def tfds_cli() -> list[str]:
   return [str(pathlib.Path(sys.executable).parent / "tfds")]
 
 
+def build_command(manual_dir, data_dir, *extra: str) -> list[str]:
+  """README's `tfds build my_images --imports image_folder_tfds --manual_dir
+  DIR`, into `data_dir`, with `extra` arguments."""
+  return tfds_cli() + [
+      "build", "my_images", "--imports", "image_folder_tfds",
+      "--manual_dir", os.fspath(manual_dir), "--data_dir", os.fspath(data_dir),
+      *extra]
+
+
 # Reliability (issue 5): unfinished build folders, small or read-only disks.
 
 

@@ -73,10 +73,8 @@ def test_tfds_load_reports_tfds_limit(tmp_path):
 @pytest.mark.slow
 def test_cli_file_format_array_record(tmp_path):
   written = _data(tmp_path / "in")
-  result = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(tmp_path / "in"), "--data_dir", str(tmp_path / "out"),
-      "--file_format=array_record"])
+  result = helpers.run(helpers.build_command(
+      tmp_path / "in", tmp_path / "out", "--file_format=array_record"))
   assert result.returncode == 0, result.stderr[-3000:]
   names = set()
   builder = tfds.builder("my_images", data_dir=os.fspath(tmp_path / "out"))

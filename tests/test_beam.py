@@ -99,11 +99,9 @@ def test_cli_multi_processing_same_as_plain(tmp_path):
   """`tfds build --beam_pipeline_options=...` with 2 worker processes."""
   _data(tmp_path / "in")
   plain = helpers.build(tmp_path / "in", tmp_path / "plain")
-  result = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(tmp_path / "in"), "--data_dir", str(tmp_path / "mp"),
-      "--beam_pipeline_options="
-      "direct_running_mode=multi_processing,direct_num_workers=2"])
+  result = helpers.run(helpers.build_command(
+      tmp_path / "in", tmp_path / "mp", "--beam_pipeline_options="
+      "direct_running_mode=multi_processing,direct_num_workers=2"))
   assert result.returncode == 0, result.stderr[-3000:]
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   mp = tfds.builder("my_images", data_dir=str(tmp_path / "mp"))

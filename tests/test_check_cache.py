@@ -369,10 +369,8 @@ def verify_all(directory) -> None:
 
 
 def _cli(manual_dir, data_dir, config: dict) -> list[str]:
-  return helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(manual_dir), "--data_dir", str(data_dir),
-      "--config", json.dumps(config)]
+  return helpers.build_command(manual_dir, data_dir,
+                               "--config", json.dumps(config))
 
 
 # `tfds` with every image check 10 ms slower, in the build process

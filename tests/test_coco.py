@@ -293,9 +293,7 @@ print(json.dumps(out))
 def test_tfds_build_command_then_load_in_fresh_process(tmp_path):
   """The same `tfds build` command as for class folders; `tfds.load` in a
   process that never imports the plugin gives every box back."""
-  out = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(ROOT), "--data_dir", str(tmp_path)])
+  out = helpers.run(helpers.build_command(ROOT, tmp_path))
   assert out.returncode == 0, out.stderr[-3000:]
   assert "coco: annotations/instances_train2017.json" in out.stderr
   loaded = helpers.run([sys.executable, "-c", LOAD, str(tmp_path)])

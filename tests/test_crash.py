@@ -72,9 +72,7 @@ def manual_dir(tmp_path_factory):
 
 
 def command(manual_dir, data_dir):
-  return helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(manual_dir), "--data_dir", str(data_dir)]
+  return helpers.build_command(manual_dir, data_dir)
 
 
 class Run:

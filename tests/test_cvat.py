@@ -582,9 +582,7 @@ def test_tfds_build_command_reads_a_project_export(tmp_path, project):
   root = tmp_path / "export"
   shutil.copytree(project[0], root)
   result = helpers.run(
-      [*helpers.tfds_cli(), "build", "my_images", "--imports",
-       "image_folder_tfds", "--manual_dir", str(root), "--data_dir",
-       str(tmp_path / "out")])
+      helpers.build_command(root, tmp_path / "out"))
   assert result.returncode == 0, result.stderr[-3000:]
   examples = ah.load_all(tmp_path / "out")
   assert sorted(examples) == sorted(project[3])

@@ -158,9 +158,7 @@ def test_refusal_reaches_the_user_of_tfds_build(tmp_path):
   root = tmp_path / "data"
   _class_folders_with(root, {"_annotations.txt": "cat_0.jpg 1,2,3,4,0\n"})
   result = helpers.run(
-      [*helpers.tfds_cli(), "build", "my_images", "--imports",
-       "image_folder_tfds", "--manual_dir", str(root), "--data_dir",
-       str(tmp_path / "out")])
+      helpers.build_command(root, tmp_path / "out"))
   assert result.returncode != 0
   assert "not read as class folders" in result.stderr
   assert "_annotations.txt" in result.stderr

@@ -638,9 +638,7 @@ def test_tfds_build_command_reads_a_metadata_folder(tmp_path):
   root = tmp_path / "data"
   rows = detection_folder(root)
   result = helpers.run(
-      [*helpers.tfds_cli(), "build", "my_images", "--imports",
-       "image_folder_tfds", "--manual_dir", str(root), "--data_dir",
-       str(tmp_path / "out")])
+      helpers.build_command(root, tmp_path / "out"))
   assert result.returncode == 0, result.stderr[-3000:]
   examples = ah.load_all(tmp_path / "out")
   assert sorted(examples) == sorted(

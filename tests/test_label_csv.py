@@ -543,9 +543,7 @@ def test_tfds_build_command(tmp_path):
       lines.append(f"{split}{i}.jpg, {i % 2}, 1")
     (root / split / "_classes.csv").write_text("\n".join(lines) + "\n")
   result = helpers.run(
-      [*helpers.tfds_cli(), "build", "my_images", "--imports",
-       "image_folder_tfds", "--manual_dir", str(root), "--data_dir",
-       str(tmp_path / "out")])
+      helpers.build_command(root, tmp_path / "out"))
   assert result.returncode == 0, result.stderr
   assert "label_csv (one-hot)" in result.stdout + result.stderr
   builder = tfds.builder("my_images", data_dir=str(tmp_path / "out"))

@@ -866,9 +866,7 @@ def test_tfds_build_command(tmp_path):
   helpers.write_image(root / "images" / "a.jpg", seed=3, width=50, height=40)
   ah.write_json(root / "train.json", [_task(1, "/data/local-files/?d=images/a.jpg", [
       _ann(1, [_rect("r", 10, 20, 30, 40, ["dog"], (50, 40))])])])
-  out = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(root), "--data_dir", str(tmp_path / "out")])
+  out = helpers.run(helpers.build_command(root, tmp_path / "out"))
   assert out.returncode == 0, out.stderr[-3000:]
   assert "label_studio: train.json" in out.stderr
   loaded = helpers.run([sys.executable, "-c", LOAD, str(tmp_path / "out")])

@@ -392,9 +392,7 @@ def test_tfds_build_command(tmp_path):
   data = tmp_path / "data"
   save(data, "x/one.json", [shape("cat", [[2, 4], [30, 40]], "rectangle")],
        image="one.jpg")
-  out = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(data), "--data_dir", str(tmp_path / "out")])
+  out = helpers.run(helpers.build_command(data, tmp_path / "out"))
   assert out.returncode == 0, out.stderr[-3000:]
   assert "labelme" in out.stderr
   loaded = helpers.run([sys.executable, "-c", (

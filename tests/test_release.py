@@ -376,10 +376,8 @@ def test_tfds_build_cli_release_workflow_and_publish(tmp_path):
   release_file = data / release.RELEASE_FILE
 
   def tfds_build(*extra):
-    result = helpers.run(helpers.tfds_cli() + [
-        "build", "my_images", "--imports", "image_folder_tfds",
-        "--manual_dir", str(data), "--data_dir", str(out),
-        "--config", release_file.read_text(), *extra])
+    result = helpers.run(helpers.build_command(
+        data, out, "--config", release_file.read_text(), *extra))
     assert result.returncode == 0, result.stderr[-3000:]
 
   release_file.write_text(json.dumps({"version": "1.0.0",

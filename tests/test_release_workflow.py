@@ -48,9 +48,7 @@ def load(data_dir, names, plugin: bool) -> dict:
 def release_command(data, out, publish=None, overwrite=False):
   """README "Versioned releases" step 1: the release file as the config."""
   config = (data / "my_images.json").read_text()
-  cmd = helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(data), "--data_dir", str(out), "--config", config]
+  cmd = helpers.build_command(data, out, "--config", config)
   if publish:
     cmd += ["--publish_dir", str(publish)]
   if overwrite:

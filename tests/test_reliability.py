@@ -335,9 +335,7 @@ def test_concurrent_builds_never_mix(folders, tmp_path):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   for attempt in range(5):
     out = tmp_path / f"out{attempt}"
-    cmd = helpers.tfds_cli() + [
-        "build", "my_images", "--imports", "image_folder_tfds",
-        "--manual_dir", str(root), "--data_dir", str(out)]
+    cmd = helpers.build_command(root, out)
     version_dir = out / "my_images" / "default" / "2.1.0"
     logs = [open(tmp_path / f"build{attempt}_{i}.log", "w+")  # pylint: disable=consider-using-with
             for i in (1, 2)]

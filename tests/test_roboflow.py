@@ -376,9 +376,7 @@ def test_tfds_build_command_on_the_voc_export(voc_export, tmp_path):
   """The user's command on the unzipped VOC export gives the dataset the
   in-process build gave: the same examples, splits and boxes."""
   root, _, examples = voc_export
-  out = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(root), "--data_dir", str(tmp_path)])
+  out = helpers.run(helpers.build_command(root, tmp_path))
   assert out.returncode == 0, out.stderr[-3000:]
   assert "voc: an .xml beside each image" in out.stderr
   got = ah.load_all(tmp_path)

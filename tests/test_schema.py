@@ -333,10 +333,7 @@ def test_builder_2_0_releases_still_load_beside_new_ones(tmp_path, name,
 def test_tfds_build_cli_builds_one_dataset_and_reaches_the_kind_option(tmp_path):
   """The documented command builds one dataset; --config pins the kind."""
   out = tmp_path / "out"
-  base = helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(helpers.DUMMY_DATA / "animal_photos"),
-      "--data_dir", str(out)]
+  base = helpers.build_command(helpers.DUMMY_DATA / "animal_photos", out)
   result = helpers.run(base)
   assert result.returncode == 0, result.stderr[-3000:]
   assert sorted(p.name for p in (out / "my_images").iterdir()

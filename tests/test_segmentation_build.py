@@ -211,10 +211,8 @@ def test_tfds_build_rotated_and_resized_masks(tmp_path):
       "images": [{"id": 5, "file_name": "r.png", "width": 30, "height": 40}],
       "annotations": [ann], "categories": CATEGORIES}))
   out = tmp_path / "out"
-  r = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds", "--manual_dir",
-      str(root), "--data_dir", str(out), "--config",
-      json.dumps({"name": "small", "max_side": 16})])
+  r = helpers.run(helpers.build_command(
+      root, out, "--config", json.dumps({"name": "small", "max_side": 16})))
   assert r.returncode == 0, r.stderr[-3000:]
   (ex,) = tfds.as_numpy(tfds.load("my_images/small", data_dir=str(out),
                                   split="train"))

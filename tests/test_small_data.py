@@ -318,9 +318,7 @@ def test_twenty_two_photos_build_with_the_documented_command(tmp_path):
   good, broken = twenty_two_photos(root)
   assert len(good) == 17 and len(broken) == 5
   out = tmp_path / "out"
-  run = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(root), "--data_dir", str(out)])
+  run = helpers.run(helpers.build_command(root, out))
   assert run.returncode == 0, run.stderr[-3000:]
   assert "'test' is left out of the dataset" in run.stderr
   load = helpers.run([sys.executable, "-c", (

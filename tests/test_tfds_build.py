@@ -43,9 +43,7 @@ def test_import_does_not_load_tensorflow():
 
 @pytest.mark.slow
 def test_tfds_build_cli_then_load_with_and_without_import(tmp_path):
-  out = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(SAMPLE), "--data_dir", str(tmp_path)])
+  out = helpers.run(helpers.build_command(SAMPLE, tmp_path))
   assert out.returncode == 0, out.stderr[-3000:]
   assert "my_images build report" in out.stderr
   assert (tmp_path / "my_images" / "default" / "2.1.0" / "build_report.json").exists()

@@ -811,9 +811,7 @@ def test_small_and_larger_folders(tmp_path, n):
 @pytest.mark.slow
 def test_tfds_build_command_on_an_ultralytics_folder(tmp_path):
   root = make_ultralytics(tmp_path / "pets")
-  out = helpers.run(helpers.tfds_cli() + [
-      "build", "my_images", "--imports", "image_folder_tfds",
-      "--manual_dir", str(root), "--data_dir", str(tmp_path / "data")])
+  out = helpers.run(helpers.build_command(root, tmp_path / "data"))
   assert out.returncode == 0, out.stderr[-3000:]
   assert "yolo: data.yaml" in out.stderr
   assert "labels/train/bad.txt [line 2]: class id 7" in out.stderr
