@@ -122,30 +122,29 @@ def claim(root: str, options: common.ReadOptions) -> common.Claim | None:
   while queue and looked < _CLAIM_ENTRIES:
     folder = queue.pop(0)
     try:
-      with os.scandir(folder) as it:
-        entries = sorted(it, key=lambda e: e.name)
+      entries = common.names(folder)  # Sorted, and kept for other readers.
     except OSError:
       continue
+    dirs = set(common.subfolders(folder))
     looked += len(entries)
-    for entry in entries:
-      name = entry.name
-      if common.is_hidden(name):
+    for name in entries:
+      if name in dirs:
+        path = os.path.join(folder, name)
+        # A linked folder is followed only inside the data folder.
+        try:
+          if not os.path.islink(path) or os.path.commonpath(
+              [os.path.realpath(path), real_root]) == real_root:
+            queue.append(path)
+        except (OSError, ValueError):
+          pass
         continue
-      try:
-        if entry.is_dir():
-          # A linked folder is followed only inside the data folder.
-          if not entry.is_symlink() or os.path.commonpath(
-              [os.path.realpath(entry.path), real_root]) == real_root:
-            queue.append(entry.path)
-          continue
-      except (OSError, ValueError):
-        continue
-      if not name.lower().endswith(".json"):
+      if name[-5:].lower() != ".json" or common.is_hidden(name):
         continue
       if folder == root and name in common.KNOWN_METADATA_FILES:
         continue
-      if is_labelme_file(entry.path):
-        found.append(os.path.relpath(entry.path, root))
+      path = os.path.join(folder, name)
+      if is_labelme_file(path):
+        found.append(os.path.relpath(path, root))
         if len(found) == 3:
           return common.Claim(NAME, common.CERTAIN, tuple(found))
       else:
