@@ -310,14 +310,20 @@ def _frozen_holding_the_lock(cmd, version_dir, env, log):
       return False
     return pid == first.pid and _lock_is_held(lock)
 
-  _wait_for(holds_lock, 120, "the first build to take the lock")
-  if first.poll() is None:
-    first.send_signal(signal.SIGSTOP)
-    # Frozen: whether it still holds the lock cannot change now.
-    if _lock_is_held(lock) and not os.path.exists(version_dir):
-      return first
+  try:
+    _wait_for(holds_lock, 120, "the first build to take the lock")
+    if first.poll() is None:
+      first.send_signal(signal.SIGSTOP)
+      # Frozen: whether it still holds the lock cannot change now.
+      if _lock_is_held(lock) and not os.path.exists(version_dir):
+        return first
+      first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=300) == 0, open(log.name).read()
+  except BaseException:
     first.send_signal(signal.SIGCONT)
-  assert first.wait(timeout=300) == 0, open(log.name).read()
+    first.kill()
+    first.wait()
+    raise
   return None
 
 
